@@ -1,0 +1,10 @@
+"""Surjective layers of Tables 6 and 7 (both directions per operation), one file per operation.
+
+W3 and W4 append their exports below.
+"""
+
+# --- W3: abs, max, max-pool, sort (Tables 6 and 7; Appendices D, E, F, I.3)
+from survae_jax.transforms.surjections.abs import AbsSurjection, GenerativeAbsSurjection
+from survae_jax.transforms.surjections.max import GenerativeMaxSurjection, MaxSurjection
+from survae_jax.transforms.surjections.maxpool import MaxPoolSurjection2d
+from survae_jax.transforms.surjections.sort import GenerativeSortSurjection, SortSurjection
