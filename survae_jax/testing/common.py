@@ -1,0 +1,191 @@
+"""Properties every transform owes, whatever its kind: shapes, jit, vmap, grad, float64, bad input.
+
+Same conventions as :mod:`survae_jax.testing.properties`: each ``prop_*`` raises
+``AssertionError`` with a short message; ``forward`` = X -> Z, ``V`` ``(B,)`` in nats.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from survae_jax.testing.case import Bound
+from survae_jax.testing.properties import (
+    _assert_close,
+    _assert_finite,
+    _floating,
+    _fwd,
+    _inv,
+    _latent,
+    _one,
+    _pad_last,
+    to_float64,
+)
+
+
+def _snapshot(t):
+    def host(a):
+        if hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a = jax.random.key_data(a)
+        return np.asarray(a)
+
+    return [host(a) for a in jax.tree.leaves(nnx.state(t))]
+
+
+def prop_shapes(b: Bound) -> None:
+    """``V`` is ``(B,)``, floating, finite, in the input's dtype; ``inverse`` gives the data shape.
+
+    Also checks purity: ``forward`` and ``inverse`` leave the module's state unchanged.
+    """
+    t, x = b.transform, b.x
+    before = _snapshot(t)
+    z, v = _fwd(t, x, b.key, b.context)
+    if tuple(v.shape) != (x.shape[0],):
+        raise AssertionError(f"V has shape {tuple(v.shape)}, expected ({x.shape[0]},) (one value per example).")
+    if not _floating(v):
+        raise AssertionError(f"V has dtype {v.dtype}, expected a floating dtype.")
+    if _floating(x) and v.dtype != x.dtype:
+        raise AssertionError(f"V has dtype {v.dtype} for an input of dtype {x.dtype}.")
+    if _floating(x) and _floating(z) and z.dtype != x.dtype:
+        raise AssertionError(f"z has dtype {z.dtype} for an input of dtype {x.dtype}.")
+    if z.shape[0] != x.shape[0]:
+        raise AssertionError(f"z has shape {tuple(z.shape)}: batch size changed from {x.shape[0]}.")
+    _assert_finite("V", v)
+    _assert_finite("z", z)
+    x2 = _inv(t, z, b.key, b.context)
+    if tuple(x2.shape) != tuple(x.shape):
+        raise AssertionError(f"inverse(z) has shape {tuple(x2.shape)}, expected the data shape {tuple(x.shape)}.")
+    _assert_finite("inverse(z)", x2)
+    after = _snapshot(t)
+    if len(before) != len(after) or any(
+        a.shape != c.shape or not np.array_equal(a, c) for a, c in zip(before, after)
+    ):
+        raise AssertionError("forward/inverse changed the module's state (layers must be pure).")
+
+
+def prop_jit(b: Bound) -> None:
+    """``jax.jit`` of ``forward`` and ``inverse`` equals the eager call (same key)."""
+    t, x, c, k = b.transform, b.x, b.context, b.key
+    z, v = _fwd(t, x, k, c)
+    zj, vj = jax.jit(_fwd)(t, x, k, c)
+    _assert_close("jit(forward) z vs eager", zj, z, b.case.rtol, b.case.atol)
+    _assert_close("jit(forward) V vs eager", vj, v, b.case.rtol, b.case.atol)
+    _assert_close(
+        "jit(inverse) vs eager", jax.jit(_inv)(t, z, k, c), _inv(t, z, k, c), b.case.rtol, b.case.atol
+    )
+
+
+def prop_vmap(b: Bound) -> None:
+    """``jax.vmap`` of the call on single examples ``x[i][None]`` equals the batch call.
+
+    Deterministic directions must agree in value; a stochastic direction (whose draws depend
+    on the batch shape) must agree in shape and dtype and stay finite.
+    """
+    t, x, c, k = b.transform, b.x, b.context, b.key
+
+    def one_fwd(t, xi, ci):
+        zi, vi = _fwd(t, xi[None], k, _one(ci))
+        return zi[0], vi[0]
+
+    def one_inv(t, zi, ci):
+        return _inv(t, zi[None], k, _one(ci))[0]
+
+    z, v = _fwd(t, x, k, c)
+    zs, vs = jax.vmap(one_fwd, in_axes=(None, 0, 0))(t, x, c)
+    xb = _inv(t, z, k, c)
+    xs = jax.vmap(one_inv, in_axes=(None, 0, 0))(t, z, c)
+    pairs = [("forward z", zs, z, t.stochastic_forward), ("forward V", vs, v, t.stochastic_forward),
+             ("inverse", xs, xb, t.stochastic_inverse)]
+    for what, got, want, stochastic in pairs:
+        if stochastic:
+            if got.shape != want.shape or got.dtype != want.dtype:
+                raise AssertionError(
+                    f"vmap over examples of {what}: {got.shape} {got.dtype} vs batch call {want.shape} {want.dtype}."
+                )
+            _assert_finite(f"vmap over examples of {what}", got)
+        else:
+            _assert_close(f"vmap over examples of {what} vs batch call", got, want, b.case.rtol, b.case.atol)
+
+
+def prop_grad(b: Bound) -> None:
+    """Gradients of ``sum(V) + sum(z) + sum(inverse(z))`` w.r.t. every ``nnx.Param`` (and a floating ``x``) are finite."""
+    t, x, c, k = b.transform, b.x, b.context, b.key
+    graphdef, params, rest = nnx.split(t, nnx.Param, ...)
+
+    def loss(params, x):
+        m = nnx.merge(graphdef, params, rest)
+        z, v = _fwd(m, x, k, c)
+        total = jnp.sum(v)
+        if _floating(z):
+            total = total + jnp.sum(z)
+            xb = _inv(m, jax.lax.stop_gradient(z), k, c)
+            if _floating(xb):
+                total = total + jnp.sum(xb)
+        return total
+
+    argnums = (0, 1) if _floating(x) else 0
+    grads = jax.jit(jax.grad(loss, argnums=argnums))(params, x)
+    for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]:
+        if not bool(jnp.all(jnp.isfinite(g))):
+            where = jax.tree_util.keystr(path)
+            raise AssertionError(f"non-finite gradient at {where}: {np.asarray(g).ravel()[:6]} ...")
+
+
+def prop_float64(b: Bound) -> None:
+    """With float64 input and parameters (under ``jax.enable_x64``) every output is float64.
+
+    For a deterministic ``forward`` the float64 ``V`` also agrees with the float32 one (1e-3).
+    """
+    t, x, c, k = b.transform, b.x, b.context, b.key
+    _, v32 = _fwd(t, x, k, c)
+    with jax.enable_x64(True):
+        t64, x64, c64 = to_float64(t), to_float64(x), to_float64(c)
+        z, v = jax.jit(_fwd)(t64, x64, k, c64)
+        x2 = jax.jit(_inv)(t64, z, k, c64)
+    if v.dtype != jnp.float64:
+        raise AssertionError(f"V is {v.dtype} with float64 input and parameters (silent downcast).")
+    if _floating(z) and z.dtype != jnp.float64:
+        raise AssertionError(f"z is {z.dtype} with float64 input and parameters (silent downcast).")
+    if _floating(x) and x2.dtype != jnp.float64:
+        raise AssertionError(f"inverse(z) is {x2.dtype} with float64 input and parameters (silent downcast).")
+    _assert_finite("float64 V", v)
+    _assert_finite("float64 z", z)
+    if not t.stochastic_forward:
+        _assert_close("float64 V vs float32 V", v, v32, 1e-3, 1e-3)
+
+
+def _expect_value_error(t, direction, call, shape):
+    cls = type(t).__name__
+    try:
+        call()
+    except ValueError as e:
+        if cls not in str(e):
+            raise AssertionError(
+                f"{direction} of a wrong-shape input {shape} raised ValueError without naming {cls}: {e}"
+            ) from None
+        return
+    except Exception as e:  # noqa: BLE001 - report what was raised instead
+        raise AssertionError(
+            f"{direction} of a wrong-shape input {shape} raised {type(e).__name__}, "
+            f"expected ValueError naming {cls}: {str(e)[:200]}"
+        ) from None
+    raise AssertionError(
+        f"{direction} accepted a wrong-shape input {shape}; expected ValueError naming {cls} "
+        "(a layer that takes any shape: give the case a bad_input/bad_latent it must refuse)."
+    )
+
+
+def prop_bad_input(b: Bound) -> None:
+    """A wrong-shape input raises ``ValueError`` naming the layer, in ``forward`` and ``inverse``.
+
+    The inputs are the case's ``bad_input``/``bad_latent``, by default the valid ones with one
+    more entry on the last axis.
+    """
+    t, c, k = b.transform, b.context, b.key
+    kx, kz = jax.random.split(k)
+    bad_x = b.case.bad_input(kx) if b.case.bad_input is not None else _pad_last(b.x)
+    _expect_value_error(t, "forward", lambda: _fwd(t, bad_x, k, c), tuple(bad_x.shape))
+    bad_z = b.case.bad_latent(kz) if b.case.bad_latent is not None else _pad_last(_latent(b))
+    _expect_value_error(t, "inverse", lambda: _inv(t, bad_z, k, c), tuple(bad_z.shape))

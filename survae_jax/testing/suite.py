@@ -1,0 +1,173 @@
+"""Dispatch on a layer's kind: which properties it owes, and ``check_transform`` that runs them."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from survae_jax.testing import common, properties
+from survae_jax.testing.case import PROPERTIES, Bound, PropertyError, TransformCase, bind
+
+_PROPERTY_FUNCTIONS = {
+    "shapes": common.prop_shapes,
+    "round_trip": properties.prop_round_trip,
+    "log_det": properties.prop_log_det,
+    "right_inverse": properties.prop_right_inverse,
+    "deterministic": properties.prop_deterministic,
+    "key_required": properties.prop_key_required,
+    "jit": common.prop_jit,
+    "vmap": common.prop_vmap,
+    "grad": common.prop_grad,
+    "float64": common.prop_float64,
+    "bad_input": common.prop_bad_input,
+}
+
+
+def kind_of(transform) -> str:
+    """The layer's kind from its flags: ``"bijection"``, ``"generative surjection"``,
+    ``"inference surjection"`` or ``"stochastic"`` (both directions stochastic)."""
+    f, i = bool(transform.stochastic_forward), bool(transform.stochastic_inverse)
+    return {
+        (False, False): "bijection",
+        (True, False): "generative surjection",
+        (False, True): "inference surjection",
+        (True, True): "stochastic",
+    }[(f, i)]
+
+
+def not_applicable(transform) -> dict[str, str]:
+    """``{property: reason}`` for the properties the layer's kind does not owe."""
+    kind = kind_of(transform)
+    out = {}
+    if kind != "bijection":
+        out["round_trip"] = f"a {kind} is not invertible; right_inverse checks its fibre instead"
+        out["log_det"] = f"a {kind} has no Jacobian determinant; V is checked by quadrature/bounds"
+    if kind not in ("generative surjection", "inference surjection"):
+        out["right_inverse"] = f"applies to surjections, not to a {kind}"
+    if kind == "stochastic":
+        out["deterministic"] = "both directions are stochastic"
+    if kind == "bijection":
+        out["key_required"] = "a bijection needs no key"
+    return out
+
+
+def _run(b: Bound, prop: str) -> None:
+    try:
+        _PROPERTY_FUNCTIONS[prop](b)
+    except AssertionError as e:
+        raise PropertyError(b.label, {prop: str(e)}) from e
+    except Exception as e:  # noqa: BLE001 - a crash inside a check is that property breaking
+        raise PropertyError(b.label, {prop: f"raised {type(e).__name__}: {str(e)[:500]}"}) from e
+
+
+def check_property(prop: str, target, x=None, *, key=None, context=None, **case_kwargs) -> None:
+    """Run one property of :data:`PROPERTIES` on a case, or on a transform and its input ``x``.
+
+    Args:
+      prop: a name from :data:`PROPERTIES`.
+      target: a :class:`TransformCase`, or a transform (then ``x`` is required).
+      x: a data batch ``(B, *event)`` for ``target.forward`` (only with a transform).
+      key: PRNG key for building the case and for the layer's draws (default ``key(0)``).
+      context: conditioning tensor ``(B, ...)`` (overrides the case's).
+      **case_kwargs: :class:`TransformCase` fields (tolerances, ``bad_input``, ``num_keys``...).
+
+    Raises:
+      PropertyError: the property broke; the message names the layer and the property.
+      ValueError: an unknown property name.
+    """
+    if prop not in _PROPERTY_FUNCTIONS:
+        raise ValueError(f"check_property: unknown property {prop!r}; known: {PROPERTIES}.")
+    _run(bind(target, x, key=key, context=context, **case_kwargs), prop)
+
+
+def check_transform(
+    target,
+    x=None,
+    *,
+    key=None,
+    context=None,
+    properties: Iterable[str] | None = None,
+    fail_fast: bool = False,
+    **case_kwargs,
+) -> dict[str, str]:
+    """Run every property the layer's kind owes; one call checks a user's own layer.
+
+    Which properties run (see :data:`PROPERTIES`): all kinds get ``shapes``, ``jit``, ``vmap``,
+    ``grad``, ``float64`` and ``bad_input``; bijections add ``round_trip`` and ``log_det``
+    (V against ``slogdet(jax.jacfwd)`` in float64); surjections add ``right_inverse`` (Appendix
+    B, ``num_keys`` keys); deterministic directions are checked by ``deterministic``, stochastic
+    ones by ``key_required``. The kind comes from the layer's class flags
+    ``stochastic_forward``/``stochastic_inverse``.
+
+    Example::
+
+        from survae_jax.testing import check_transform
+        check_transform(MyLayer(...), x)            # x: (B, D) batch inside the domain
+
+    Args:
+      target: a :class:`TransformCase`, or a transform (then give ``x``).
+      x: a data batch ``(B, *event)`` (with a transform only).
+      key: PRNG key (default ``jax.random.key(0)``).
+      context: conditioning tensor ``(B, ...)`` for conditional layers.
+      properties: run only these (default: every property the kind owes).
+      fail_fast: stop at the first broken property.
+      **case_kwargs: :class:`TransformCase` fields: ``skip``, tolerances, ``bad_input``...
+
+    Returns:
+      ``{property: "passed" | "skipped: <reason>" | "not applicable: <reason>"}``.
+
+    Raises:
+      PropertyError: one or more properties broke; ``err.properties`` lists them and the
+        message names the layer and gives each property's failure.
+    """
+    b = bind(target, x, key=key, context=context, **case_kwargs)
+    wanted = PROPERTIES if properties is None else tuple(properties)
+    for p in wanted:
+        if p not in _PROPERTY_FUNCTIONS:
+            raise ValueError(f"check_transform: unknown property {p!r}; known: {PROPERTIES}.")
+    na = not_applicable(b.transform)
+    report, failures = {}, {}
+    for p in wanted:
+        if p in na:
+            report[p] = f"not applicable: {na[p]}"
+        elif p in b.case.skip:
+            report[p] = f"skipped: {b.case.skip[p]}"
+        else:
+            try:
+                _run(b, p)
+                report[p] = "passed"
+            except PropertyError as e:
+                failures.update(e.failures)
+                report[p] = "FAILED"
+                if fail_fast:
+                    break
+    if failures:
+        raise PropertyError(b.label, failures)
+    return report
+
+
+def _single(prop: str, doc: str):
+    def check(target, x=None, *, key=None, context=None, **case_kwargs) -> None:
+        check_property(prop, target, x, key=key, context=context, **case_kwargs)
+
+    check.__name__ = check.__qualname__ = f"check_{prop}"
+    check.__doc__ = (
+        f"{doc}\n\n"
+        "Args: ``target`` (a TransformCase, or a transform with ``x`` ``(B, *event)``), ``key``,\n"
+        "``context``, and TransformCase fields as keywords (tolerances...).\n\n"
+        f"Raises: PropertyError naming the layer and the property ``{prop!r}``."
+    )
+    return check
+
+
+_DOCS = {p: (_PROPERTY_FUNCTIONS[p].__doc__ or "").strip() for p in PROPERTIES}
+check_shapes = _single("shapes", _DOCS["shapes"])
+check_round_trip = _single("round_trip", _DOCS["round_trip"])
+check_log_det = _single("log_det", _DOCS["log_det"])
+check_right_inverse = _single("right_inverse", _DOCS["right_inverse"])
+check_deterministic = _single("deterministic", _DOCS["deterministic"])
+check_key_required = _single("key_required", _DOCS["key_required"])
+check_jit = _single("jit", _DOCS["jit"])
+check_vmap = _single("vmap", _DOCS["vmap"])
+check_grad = _single("grad", _DOCS["grad"])
+check_float64 = _single("float64", _DOCS["float64"])
+check_bad_input = _single("bad_input", _DOCS["bad_input"])
