@@ -1,0 +1,121 @@
+"""``DenseNet``: the gated DenseNet conditioner of the image experiments (Appendix I.3), NHWC."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+Array = jax.Array
+
+
+def _gate(h: Array) -> Array:
+    """Gated output unit: split the channels in three, ``a + b * sigmoid(c)``."""
+    a, b, c = jnp.split(h, 3, axis=-1)
+    return a + b * jax.nn.sigmoid(c)
+
+
+def _zeros() -> dict:
+    return dict(kernel_init=nnx.initializers.zeros_init(), bias_init=nnx.initializers.zeros_init())
+
+
+class _DenseLayer(nnx.Module):
+    """``concat(h, relu(conv3x3(relu(conv1x1(h)))))``: adds ``growth`` channels."""
+
+    def __init__(self, channels: int, growth: int, *, rngs: nnx.Rngs):
+        self.conv1 = nnx.Conv(channels, channels, (1, 1), rngs=rngs)
+        self.conv3 = nnx.Conv(channels, growth, (3, 3), padding="SAME", rngs=rngs)
+
+    def __call__(self, h: Array) -> Array:
+        g = jax.nn.relu(self.conv3(jax.nn.relu(self.conv1(h))))
+        return jnp.concatenate([h, g], axis=-1)
+
+
+class _ResidualDenseBlock(nnx.Module):
+    """``h + out(dense_layers(h))`` with a (gated) 1x1 output convolution."""
+
+    def __init__(self, channels: int, depth: int, growth: int, gated: bool, *, rngs: nnx.Rngs):
+        self.layers = nnx.List(
+            [_DenseLayer(channels + i * growth, growth, rngs=rngs) for i in range(depth)]
+        )
+        self.gated = gated
+        width = channels * (3 if gated else 1)
+        self.out = nnx.Conv(channels + depth * growth, width, (1, 1), rngs=rngs)
+
+    def __call__(self, h: Array) -> Array:
+        g = h
+        for layer in self.layers:
+            g = layer(g)
+        g = self.out(g)
+        return h + (_gate(g) if self.gated else g)
+
+
+class DenseNet(nnx.Module):
+    """Gated DenseNet conditioner for images, ``(B, H, W, in_channels) -> (B, H, W, out_channels)``.
+
+    Layout (as in the reference SurVAE code for Appendix I.3, after Huang et al., 2017):
+    a 1x1 convolution ``in_channels -> mid_channels``; ``num_blocks`` residual dense blocks, each
+    ``h + gate(conv1x1(dense_layers(h)))`` where each of the ``depth`` dense layers appends
+    ``growth`` channels ``relu(conv3x3(relu(conv1x1(h))))`` and ``gate(a, b, c) = a + b *
+    sigmoid(c)`` (the gated convolution); a final 1x1 convolution ``mid_channels ->
+    out_channels``. Spatial size is kept ("SAME" padding). NHWC throughout.
+
+    Conditional use: ``net(x, context)`` concatenates ``context`` ``(B, H, W, Cc)`` to ``x`` on
+    the channel axis first (``in_channels`` counts both). No dropout (it would need a key;
+    every call here is deterministic).
+
+    Args:
+      in_channels: channels of the input (plus the context's).
+      out_channels: channels of the output, e.g. ``2 * C2`` for an affine coupling on ``C2``
+        transformed channels.
+      num_blocks, mid_channels, depth, growth: size of the net (defaults small).
+      gated: use the gated output unit in each block (the paper's choice); plain 1x1 otherwise.
+      zero_init_last: zero the final convolution, so that the net outputs 0 at initialisation.
+      rngs: ``nnx.Rngs`` for the weights.
+
+    Raises:
+      ValueError: input not of rank 4 or with other than ``in_channels`` channels.
+
+    Source: Nielsen et al. (2020), Appendix I.3 ("coupling bijections are parameterized by
+    DenseNets"); the reference code's gated ``DenseBlock``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        num_blocks: int = 1,
+        mid_channels: int = 64,
+        depth: int = 2,
+        growth: int = 16,
+        gated: bool = True,
+        zero_init_last: bool = False,
+        rngs: nnx.Rngs,
+    ):
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.inp = nnx.Conv(self.in_channels, mid_channels, (1, 1), rngs=rngs)
+        self.blocks = nnx.List(
+            [_ResidualDenseBlock(mid_channels, depth, growth, gated, rngs=rngs) for _ in range(num_blocks)]
+        )
+        last = _zeros() if zero_init_last else {}
+        self.out = nnx.Conv(mid_channels, self.out_channels, (1, 1), rngs=rngs, **last)
+
+    def __call__(self, x: Array, context: Array | None = None) -> Array:
+        """Apply the net to ``x`` ``(B, H, W, C)`` (and ``context`` ``(B, H, W, Cc)``)."""
+        if context is not None:
+            if context.ndim != 4 or context.shape[:3] != x.shape[:3]:
+                raise ValueError(
+                    f"DenseNet: context must be (B, H, W, Cc) with (B, H, W) = {tuple(x.shape[:3])}, "
+                    f"got {tuple(context.shape)}."
+                )
+            x = jnp.concatenate([x, context.astype(x.dtype)], axis=-1)
+        if x.ndim != 4 or x.shape[-1] != self.in_channels:
+            raise ValueError(
+                f"DenseNet: expected input of shape (B, H, W, {self.in_channels}), got {tuple(x.shape)}."
+            )
+        h = self.inp(x)
+        for block in self.blocks:
+            h = block(h)
+        return self.out(h)
