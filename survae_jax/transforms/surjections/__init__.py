@@ -8,3 +8,12 @@ from survae_jax.transforms.surjections.abs import AbsSurjection, GenerativeAbsSu
 from survae_jax.transforms.surjections.max import GenerativeMaxSurjection, MaxSurjection
 from survae_jax.transforms.surjections.maxpool import MaxPoolSurjection2d
 from survae_jax.transforms.surjections.sort import GenerativeSortSurjection, SortSurjection
+
+# --- W4: slicing, ReLU, rounding, dequantization (Tables 6 and 7; Appendices H.2, H.3)
+from survae_jax.transforms.surjections.dequantization import (
+    UniformDequantization,
+    VariationalDequantization,
+)
+from survae_jax.transforms.surjections.relu import GenerativeReLUSurjection, ReLUSurjection
+from survae_jax.transforms.surjections.rounding import RoundingSurjection
+from survae_jax.transforms.surjections.slicing import Augment, Slice

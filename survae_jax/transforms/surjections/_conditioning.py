@@ -1,0 +1,52 @@
+"""Private helpers: call a (possibly conditional) distribution the way a layer needs it.
+
+The conditionals of the surjections (``p(x2|z)`` of ``Slice``, ``q(z2|x)`` of ``Augment``,
+``q(u|x)`` of ``VariationalDequantization``, ...) may be conditional distributions (they get the
+layer's input or output as ``context``) or unconditional ones (they draw ``num_samples = B``
+samples and ignore the layer's tensors). These helpers hide that difference.
+"""
+
+from __future__ import annotations
+
+import jax
+
+Array = jax.Array
+
+
+def is_conditional(dist) -> bool:
+    """Whether ``dist`` takes ``context`` (conditional distributions, conditional flows)."""
+    return bool(getattr(dist, "conditional", False))
+
+
+def draw(dist, key: Array, num_samples: int, context: Array) -> tuple[Array, Array]:
+    """``(sample, log_prob)`` from ``dist``: one draw per ``context`` row, or ``num_samples`` draws."""
+    if is_conditional(dist):
+        return dist.sample_and_log_prob(key, context=context)
+    return dist.sample_and_log_prob(key, num_samples)
+
+
+def sample(dist, key: Array, num_samples: int, context: Array) -> Array:
+    """A sample of ``dist``: one per ``context`` row (conditional), else ``num_samples`` of them."""
+    if is_conditional(dist):
+        return dist.sample(key, context=context)
+    return dist.sample(key, num_samples)
+
+
+def log_prob(dist, x: Array, context: Array, key: Array | None) -> Array:
+    """``log dist(x | context)`` ``(B,)`` in nats (``context`` ignored by an unconditional ``dist``)."""
+    if is_conditional(dist):
+        return dist.log_prob(x, context=context, key=key)
+    return dist.log_prob(x, key=key)
+
+
+def check_like(layer: str, what: str, got: Array, ref: Array, axis: int | None = None) -> None:
+    """Raise ``ValueError`` unless ``got`` has ``ref``'s shape (except along ``axis`` if given)."""
+    g, r = tuple(got.shape), tuple(ref.shape)
+    if axis is None:
+        ok = g == r
+        expected = r
+    else:
+        ok = len(g) == len(r) and all(a == b for i, (a, b) in enumerate(zip(g, r)) if i != axis)
+        expected = tuple("*" if i == axis else s for i, s in enumerate(r))
+    if not ok:
+        raise ValueError(f"{layer}: expected {what} of shape {expected}, got {g}.")

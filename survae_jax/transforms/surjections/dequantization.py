@@ -1,0 +1,166 @@
+"""Dequantization as generative rounding surjections (Table 6 "Rounding"; Appendix H.2).
+
+The data ``x`` are integers (pixel values, counts); the latent ``z`` is continuous. The
+generative map is ``x = floor(z)`` (times ``2**num_bits`` when scaling), so ``forward``
+(X -> Z, data to latent) dequantizes: ``z = x + u`` with ``u`` in ``[0, 1)^D``. These are the
+only layers of the library whose input is discrete.
+
+Scaling. With ``num_bits=None`` (default) the latent stays in data units, ``z = x + u``, and
+``V`` is just ``-log q(u|x)`` (0 for uniform noise), as in Appendix H.2. With ``num_bits=b``
+the data must lie in ``{0, ..., 2**b - 1}`` and the latent is rescaled to ``[0, 1)``:
+``z = (x + u) / 2**b``; the scaling is a bijection with ``log|det| = -D b log 2``, which is
+added to ``V`` so that ``log p(x)`` stays in nats of the integer data.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from survae_jax.transforms.base import GenerativeSurjection
+from survae_jax.transforms.surjections import _conditioning as cond
+from survae_jax.transforms.surjections.rounding import add_below_next_integer
+
+Array = jax.Array
+
+
+def _event_size(x: Array) -> int:
+    return int(np.prod(x.shape[1:], dtype=np.int64))
+
+
+class _Dequantization(GenerativeSurjection):
+    """Shared parts: integer-input validation, scaling and the ``floor`` inverse."""
+
+    def _init(self, num_bits, dtype):
+        if num_bits is not None and not 1 <= int(num_bits) <= 24:
+            raise ValueError(f"{self.name}: num_bits must be None or in 1..24, got {num_bits}.")
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(f"{self.name}: dtype must be a floating dtype, got {dtype}.")
+        self.num_bits = None if num_bits is None else int(num_bits)
+        self.dtype = dtype
+
+    def _check_integers(self, x: Array) -> None:
+        """Rank and integer dtype always; the value range when ``x`` is concrete (not traced)."""
+        self._check_input(x, min_ndim=2, floating=False)
+        if not jnp.issubdtype(x.dtype, jnp.integer):
+            raise ValueError(
+                f"{self.name}: expected an integer input (discrete data), got dtype {x.dtype}; "
+                "floats are already continuous, dequantize integers only."
+            )
+        if isinstance(x, jax.core.Tracer):
+            return  # values cannot be checked under jit
+        if self.num_bits is not None:
+            lo, hi = 0, 2**self.num_bits - 1
+        else:
+            hi = 2 ** (jnp.finfo(self.dtype).nmant + 1) - 1  # integers exact in self.dtype
+            lo = -hi
+        xmin, xmax = int(jnp.min(x)), int(jnp.max(x))
+        if xmin < lo or xmax > hi:
+            raise ValueError(
+                f"{self.name}: expected integers in [{lo}, {hi}], got values in [{xmin}, {xmax}]."
+            )
+
+    def _to_latent(self, x: Array, u: Array, log_q: Array) -> tuple[Array, Array]:
+        """``z = (x + u) / 2**b`` (or ``x + u``), ``V = -log q - D b log 2``."""
+        y = add_below_next_integer(x.astype(self.dtype), u.astype(self.dtype))
+        v = -log_q.astype(self.dtype)
+        if self.num_bits is None:
+            return y, v
+        scale = 2.0**self.num_bits  # a power of two: the division and its inverse are exact
+        return y / scale, v - _event_size(x) * self.num_bits * math.log(2.0)
+
+    def inverse(self, z, *, key=None, context=None):
+        """``x = floor(z)`` (or ``floor(z * 2**num_bits)``) as ``int32``; not clipped."""
+        self._check_input(z, min_ndim=2, what="latent")
+        y = z if self.num_bits is None else z * (2.0**self.num_bits)
+        return jnp.floor(y).astype(jnp.int32)
+
+
+class UniformDequantization(_Dequantization):
+    """Uniform dequantization (Table 6, "Rounding"; Appendix H.2): ``z = x + u``, ``u ~ U[0, 1)^D``.
+
+    Forward (X -> Z, stochastic): ``z = x + u`` (``num_bits=None``) or ``z = (x + u) / 2**b``
+    (``num_bits=b``), ``u ~ U[0, 1)^D``; the sum is kept strictly below ``x + 1``.
+
+    Inverse (Z -> X, deterministic): ``x = floor(z)`` or ``floor(z * 2**b)``, ``int32``. Not
+    clipped: a latent outside the data range gives an integer outside it.
+
+    Likelihood contribution (Table 6): ``V = -log q(u|x) = 0`` nats for ``num_bits=None``;
+    ``V = -D b log 2`` with scaling (``D`` = event size). ``log p(z) + V`` is a one-sample
+    lower bound of ``log P(x)``, the log-probability of the integer ``x`` (Theis et al., 2016).
+
+    Args:
+      num_bits: ``None`` (latent in data units) or ``b`` (data in ``{0..2**b - 1}``, latent in
+        ``[0, 1)``).
+      dtype: floating dtype of the latent (``jnp.float64`` under ``jax_enable_x64``).
+
+    Shapes: ``x`` ``(B, ...)`` integers -> ``z`` ``(B, ...)`` floats, ``V`` ``(B,)``.
+
+    Raises:
+      ValueError: ``forward`` without ``key``; a non-integer or rank-0/1 input; integers outside
+        ``[0, 2**b - 1]`` (or not exactly representable in ``dtype``), checked when ``x`` is
+        concrete (not under ``jit``); a non-floating latent.
+
+    Source: Nielsen et al. (2020), Table 6 and Appendix H.2; Uria et al. (2013).
+    """
+
+    def __init__(self, num_bits: int | None = None, *, dtype=jnp.float32):
+        self._init(num_bits, dtype)
+
+    def forward(self, x, *, key=None, context=None):
+        """``z = x + u`` (scaled if ``num_bits``), ``u ~ U[0, 1)``; ``V`` ``(B,)`` nats."""
+        key = self._require_key(key, "forward")
+        self._check_integers(x)
+        u = jax.random.uniform(key, x.shape, self.dtype)
+        return self._to_latent(x, u, jnp.zeros((x.shape[0],), self.dtype))
+
+
+class VariationalDequantization(_Dequantization):
+    """Variational dequantization (Ho et al., 2019): ``z = x + u``, ``u ~ q(u|x)`` learned.
+
+    Forward (X -> Z, stochastic): ``u ~ q(u|x)`` on ``[0, 1)^D``, ``z = x + u`` (or
+    ``(x + u) / 2**b``).
+
+    Inverse (Z -> X, deterministic): ``x = floor(z)`` (or ``floor(z * 2**b)``), ``int32``.
+
+    Likelihood contribution (Table 6, "Rounding"): ``V = -log q(u|x)`` nats (``- D b log 2``
+    with scaling), shape ``(B,)``; a one-sample bound term, tighter than the uniform one when
+    ``q`` matches the base's conditional on the cell ``[x, x + 1)``.
+
+    Args:
+      encoder: ``q(u|x)``, a conditional distribution over ``[0, 1)^D`` with the data's shape,
+        usually a ``ConditionalFlow`` whose last layer is a sigmoid. It gets as ``context`` the
+        data as floats: ``x`` (``num_bits=None``) or ``x / 2**b`` in ``[0, 1)``. An
+        unconditional one draws ``B`` samples (a learned but ``x``-independent noise).
+      num_bits: as for :class:`UniformDequantization`.
+      dtype: floating dtype of the latent.
+
+    Shapes: ``x`` ``(B, ...)`` integers -> ``z`` ``(B, ...)`` floats, ``V`` ``(B,)``.
+
+    Raises:
+      ValueError: as :class:`UniformDequantization`, and an encoder sample whose shape
+        differs from ``x``'s.
+
+    Values: a sample ``u`` of exactly 1 (a saturated sigmoid) is moved just below 1 so that
+    ``floor`` recovers ``x``; samples outside ``[0, 1]`` are a wrong encoder and not corrected.
+
+    Source: Ho et al. (2019), "Flow++", Sec. 3.1; Nielsen et al. (2020), Table 6.
+    """
+
+    def __init__(self, encoder, num_bits: int | None = None, *, dtype=jnp.float32):
+        self._init(num_bits, dtype)
+        self.encoder = encoder
+
+    def forward(self, x, *, key=None, context=None):
+        """``u, log q = q(u|x)``; ``z = x + u`` (scaled if ``num_bits``); ``V = -log q`` ``(B,)``."""
+        key = self._require_key(key, "forward")
+        self._check_integers(x)
+        c = x.astype(self.dtype)
+        if self.num_bits is not None:
+            c = c / (2.0**self.num_bits)
+        u, log_q = cond.draw(self.encoder, key, x.shape[0], c)
+        cond.check_like(self.name, "encoder sample", u, x)
+        return self._to_latent(x, u, log_q)
