@@ -1,0 +1,81 @@
+"""The set-to-set Transformer conditioner and its explicit, pure dropout."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from survae_jax.nn.transformer import Transformer, with_dropout
+
+
+def _net(**kw):
+    kw.setdefault("zero_init_last", False)
+    return Transformer(2, 4, num_blocks=1, d_model=16, num_heads=4, d_ff=32, rngs=nnx.Rngs(0), **kw)
+
+
+X = jax.random.normal(jax.random.key(1), (3, 6, 2))
+PERM = np.array([3, 0, 5, 1, 4, 2])
+
+
+def test_shape_and_permutation_equivariance_without_positions():
+    net = _net()
+    y = net(X)
+    assert y.shape == (3, 6, 4)
+    np.testing.assert_allclose(net(X[:, PERM]), y[:, PERM], atol=1e-5)
+
+
+def test_positional_encoding_makes_it_order_dependent():
+    net = _net(num_points=6)
+    assert net.pos[...].shape == (6, 16)
+    assert jnp.abs(net(X[:, PERM]) - net(X)[:, PERM]).max() > 1e-3
+    with pytest.raises(ValueError, match=r"expected input of shape \(B, 6, 2\), got \(3, 5, 2\)"):
+        net(X[:, :5])
+
+
+def test_zero_init_last_outputs_zero():
+    net = Transformer(2, 4, num_blocks=1, d_model=16, num_heads=4, d_ff=32, rngs=nnx.Rngs(0))
+    np.testing.assert_array_equal(net(X), 0.0)
+
+
+def test_dropout_only_in_an_explicit_copy():
+    net = _net(dropout=0.5)
+    y = net(X)
+    np.testing.assert_array_equal(net(X), y)  # deterministic by default
+    a = with_dropout(net, jax.random.key(7))
+    np.testing.assert_array_equal(a(X), a(X))  # a copy's forward is pure
+    assert jnp.abs(a(X) - y).max() > 1e-3
+    assert jnp.abs(with_dropout(net, jax.random.key(8))(X) - a(X)).max() > 1e-3
+    np.testing.assert_array_equal(net(X), y)  # the original is untouched
+    np.testing.assert_array_equal(with_dropout(a, None)(X), y)
+
+
+def test_gradients_through_dropout_under_jit():
+    net = _net(dropout=0.2)
+    graph, params, rest = nnx.split(net, nnx.Param, ...)
+
+    def loss(params, key):
+        return jnp.mean(with_dropout(nnx.merge(graph, params, rest), key)(X) ** 2)
+
+    g1 = jax.jit(jax.grad(loss))(params, jax.random.key(0))
+    g2 = jax.jit(jax.grad(loss))(params, jax.random.key(1))
+    k1, k2 = g1["embed"]["kernel"][...], g2["embed"]["kernel"][...]
+    assert np.isfinite(k1).all() and jnp.abs(k1 - k2).max() > 0
+
+
+def test_bad_construction_and_input():
+    with pytest.raises(ValueError, match="divisible"):
+        Transformer(2, 4, d_model=10, num_heads=4, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="dropout"):
+        Transformer(2, 4, dropout=1.0, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="Transformer"):
+        _net()(X[..., :1])
+
+
+def test_float64_stays_float64():
+    with jax.enable_x64(True):
+        net = _net()
+        y = net(X.astype(jnp.float64))
+    assert y.dtype == jnp.float64
