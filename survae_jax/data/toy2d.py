@@ -8,7 +8,7 @@ seeded by ``seed``, so the same seed gives the same points on every machine. All
 name           shape                                                       entropy (nats)
 ============== =========================================================== ==================
 checkerboard   4x4 board on [-4, 4]^2, uniform on the 8 cells whose           log 32 = 3.466
-               (column + row) is odd; anti-symmetric: p(-x1, x2) != p(x)
+               (column + row) is even; anti-symmetric: p(-x1, x2) != p(x)
 corners        four L shapes, one per quadrant: bars [1, 2]x[1, 4] and        ~2.947
                [1, 4]x[1, 2] (reflected), each bar 1/8 of the mass
 eight_gaussians 8 Gaussians, std 0.5/1.414, at radius 4/1.414 and angles      ~2.84
@@ -107,7 +107,9 @@ def sample_toy2d(name: str, num_points: int, seed: int | Sequence[int]) -> np.nd
         raise ValueError(f"toy2d: unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
     if int(num_points) < 1:
         raise ValueError(f"toy2d: num_points must be >= 1, got {num_points}.")
-    x = GENERATORS[name](np.random.default_rng(seed), int(num_points)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    x = GENERATORS[name](rng, int(num_points))
+    x = x[rng.permutation(len(x))].astype(np.float32)  # generators fill groups in order: shuffle
     # A value within 2**-22 of +-4 rounds to exactly +-4 in float32 (~1e-7 of them); move it one
     # ulp inside, so the data lie in the open square and logit(|x| / 4) stays finite.
     edge = np.abs(x) == BOUND

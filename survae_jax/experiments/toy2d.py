@@ -185,6 +185,10 @@ class Toy2DExperiment(Experiment):
                             help="coupling scale function (default: exp on checkerboard, else softplus)")
         parser.add_argument("--range-flow", dest="range_flow", default=None,
                             help="symmetric AbsFlow: logit or softplus (default: per dataset)")
+        parser.add_argument("--num-train", dest="num_train", type=int, default=None,
+                            help="training points (default 128,000)")
+        parser.add_argument("--num-test", dest="num_test", type=int, default=None,
+                            help="test points (default 128,000)")
 
     def run_name(self, config: Toy2DConfig) -> str:
         extra = f"_{config.range_flow}" if config.range_flow else ""

@@ -1,0 +1,39 @@
+"""The paper's experiments, one module per family, found by name through a registry.
+
+``EXPERIMENT_MODULES`` maps an experiment's CLI name to the module that defines it as
+``EXPERIMENT`` (an :class:`~survae_jax.experiments.registry.Experiment`). Modules are imported
+on demand, so one family's missing optional data never breaks another. To add a family: write
+its module and add one line here (see :mod:`survae_jax.experiments.registry`).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from survae_jax.experiments.registry import Experiment
+
+EXPERIMENT_MODULES: dict[str, str] = {
+    "toy2d": "survae_jax.experiments.toy2d",
+    "spatial_mnist": "survae_jax.experiments.point_cloud",
+}
+
+
+def get_experiment(name: str) -> Experiment:
+    """The registered experiment called ``name``.
+
+    Raises:
+      ValueError: an unknown name, or a module that fails to import or defines no ``EXPERIMENT``.
+    """
+    if name not in EXPERIMENT_MODULES:
+        raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENT_MODULES)}.")
+    try:
+        module = importlib.import_module(EXPERIMENT_MODULES[name])
+    except ImportError as e:
+        raise ValueError(f"experiment {name!r} is not available: {type(e).__name__}: {e}") from e
+    exp = getattr(module, "EXPERIMENT", None)
+    if not isinstance(exp, Experiment):
+        raise ValueError(f"experiment {name!r}: module {module.__name__} defines no EXPERIMENT.")
+    return exp
+
+
+__all__ = ["EXPERIMENT_MODULES", "Experiment", "get_experiment"]

@@ -1,0 +1,180 @@
+"""Run an experiment into a run folder; reload, evaluate and sample a finished run.
+
+A run folder holds::
+
+    config.json        the experiment's name and config (written first)
+    checkpoints/       orbax checkpoints, step_00001000, ... (the last two kept)
+    density.png ...    the experiment's figures
+    metrics.json       train and test nats, times, steps/s (written last, atomically)
+
+``metrics.json`` is the mark of a finished run: it is removed when a run (re)starts and written
+only after training, evaluation and figures have succeeded, so a folder whose run failed never
+claims success.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+from typing import Any, Callable
+
+import jax
+
+from survae_jax.checkpoint import CheckpointError, checkpoint_path, list_checkpoints, restore_checkpoint
+from survae_jax.experiments import get_experiment
+from survae_jax.experiments.registry import Experiment
+from survae_jax.train import evaluate, train
+
+_SCHEDULE_ONLY = {"steps", "log_every", "checkpoint_every"}
+
+
+class RunError(RuntimeError):
+    """A run folder that cannot be used: unwritable, already used, or not a run."""
+
+
+def _write_json(path: str, obj: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _prepare_dir(run_dir: str) -> None:
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        probe = os.path.join(run_dir, ".write_test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise RunError(f"cannot write the run folder {run_dir}: {e.strerror or e}.") from e
+
+
+def _config_dict(exp: Experiment, config: Any) -> dict:
+    return {"experiment": exp.name, **dataclasses.asdict(config)}
+
+
+def run_experiment(
+    exp: Experiment,
+    config: Any,
+    run_dir: str,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train ``exp`` with ``config`` into ``run_dir``; return the metrics written to ``metrics.json``.
+
+    With ``resume``, continue from the latest checkpoint of ``run_dir`` (its stored config must
+    equal ``config`` except for the schedule fields ``steps``, ``log_every``,
+    ``checkpoint_every``); without it, ``run_dir`` must not hold a run already.
+
+    Raises:
+      RunError: an unwritable folder, a folder that already holds a run (without ``resume``),
+        or a resumed config that differs from the stored one.
+      TrainingError, CheckpointError: from :func:`survae_jax.train.train`.
+    """
+    t_start = time.perf_counter()
+    _prepare_dir(run_dir)
+    cfg_path = os.path.join(run_dir, "config.json")
+    ckpt_dir = os.path.join(run_dir, "checkpoints")
+    new = _config_dict(exp, config)
+    if os.path.exists(cfg_path) or list_checkpoints(ckpt_dir):
+        if not resume:
+            raise RunError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out.")
+        if os.path.exists(cfg_path):
+            with open(cfg_path) as f:
+                old = json.load(f)
+            diff = sorted(k for k in set(old) | set(new) if k not in _SCHEDULE_ONLY
+                          and json.dumps(old.get(k)) != json.dumps(new.get(k)))
+            if diff:
+                raise RunError(f"{run_dir}: --resume with a config that differs from config.json in {diff}.")
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    if os.path.exists(metrics_path):
+        os.remove(metrics_path)
+    _write_json(cfg_path, new)
+
+    train_data, test_data = exp.load_data(config)
+    model = exp.build_model(config)
+    result = train(
+        model, train_data, config=exp.train_config(config, progress=progress),
+        optimizer=exp.optimizer(config), loss_fn=exp.loss_fn(config),
+        checkpoint_dir=ckpt_dir, resume=resume,
+    )
+    key = jax.random.fold_in(jax.random.key(config.seed), 7)
+    t_eval = time.perf_counter()
+    ll = evaluate(model, test_data, key=key, log_prob_fn=exp.log_prob_fn(config))
+    out = {
+        "experiment": exp.name,
+        "step": result.step,
+        "train_nats": result.train_nats,
+        **exp.test_metrics(config, ll, model),
+        "steps_per_second": result.steps_per_second,
+        "train_time_s": result.wall_time_s,
+        "compile_time_s": result.compile_time_s,
+        "eval_time_s": time.perf_counter() - t_eval,
+        "resumed_from": result.resumed_from,
+        "backend": jax.default_backend(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+    }
+    figures = exp.plot(model, config, test_data, run_dir, jax.random.fold_in(key, 1))
+    out["figures"] = [os.path.basename(p) for p in figures]
+    out["wall_time_s"] = time.perf_counter() - t_start
+    _write_json(metrics_path, out)
+    return out
+
+
+def load_run(run_dir: str) -> tuple[Experiment, Any, Any, int]:
+    """Rebuild a run's model from ``config.json`` and its latest checkpoint.
+
+    Returns:
+      ``(experiment, config, model, step)``.
+
+    Raises:
+      RunError: no ``config.json`` (not a run folder) or an unreadable one.
+      CheckpointError: no checkpoint, or a corrupt one.
+    """
+    cfg_path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(cfg_path):
+        raise RunError(f"{run_dir} is not a run folder: {cfg_path} not found.")
+    try:
+        with open(cfg_path) as f:
+            stored = json.load(f)
+        exp = get_experiment(stored["experiment"])
+        config = exp.config_from_dict(stored)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RunError(f"cannot read {cfg_path}: {type(e).__name__}: {e}") from e
+    ckpt_dir = os.path.join(run_dir, "checkpoints")
+    steps = list_checkpoints(ckpt_dir)
+    if not steps:
+        raise CheckpointError(f"no checkpoint in {ckpt_dir}.")
+    model = exp.build_model(config)
+    from flax import nnx
+
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    opt_state = exp.optimizer(config).init(params)
+    (params, rest, _), step, _ = restore_checkpoint(checkpoint_path(ckpt_dir, steps[-1]), (params, rest, opt_state))
+    nnx.update(model, params, rest)
+    return exp, config, model, step
+
+
+def evaluate_run(run_dir: str) -> dict:
+    """Test metrics of a run's latest checkpoint (the same key as at the end of training)."""
+    exp, config, model, step = load_run(run_dir)
+    _, test_data = exp.load_data(config)
+    key = jax.random.fold_in(jax.random.key(config.seed), 7)
+    ll = evaluate(model, test_data, key=key, log_prob_fn=exp.log_prob_fn(config))
+    return {"run": run_dir, "step": step, **exp.test_metrics(config, ll, model)}
+
+
+def sample_run(run_dir: str, *, num_samples: int = 50_000, seed: int = 0, path: str | None = None) -> str:
+    """Draw ``num_samples`` from a run's model and write the experiment's sample figure."""
+    exp, config, model, _ = load_run(run_dir)
+    path = path or os.path.join(run_dir, "samples.png")
+    return exp.sample(model, config, path, jax.random.key(seed), int(num_samples))
+

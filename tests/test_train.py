@@ -1,0 +1,122 @@
+"""The training loop: exact resume, learning, NaN errors, evaluation, checkpoints."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from survae_jax.checkpoint import CheckpointError, list_checkpoints
+from survae_jax.distributions import StandardNormal
+from survae_jax.flow import Flow
+from survae_jax.metrics import bits_per_dim, nats, per_point_log_likelihood
+from survae_jax.nn.mlp import MLP
+from survae_jax.train import TrainConfig, TrainingError, evaluate, nll_loss, train
+from survae_jax.transforms.bijections.coupling import AffineCoupling
+from survae_jax.transforms.bijections.permutation import Reverse
+
+
+def tiny_flow(seed=0):
+    rngs = nnx.Rngs(seed)
+    return Flow(
+        StandardNormal((2,)),
+        [AffineCoupling(MLP(1, 2, (16,), zero_init_last=True, rngs=rngs)), Reverse(2),
+         AffineCoupling(MLP(1, 2, (16,), zero_init_last=True, rngs=rngs))],
+    )
+
+
+def tiny_data(n=256):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 2)).astype(np.float32)
+    return np.stack([x[:, 0], 0.3 * x[:, 1] + x[:, 0] ** 2 - 1], axis=1).astype(np.float32)
+
+
+def params_of(model):
+    return jax.tree.leaves(nnx.state(model, nnx.Param))
+
+
+# 256 examples / batch 32 = 8 steps per epoch: 40 steps cross several epoch boundaries.
+CFG = TrainConfig(steps=40, batch_size=32, seed=5, log_every=6, checkpoint_every=12, progress=False)
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
+    data = tiny_data()
+    full = train(tiny_flow(), data, config=CFG, checkpoint_dir=str(tmp_path / "a"))
+
+    class Killed(Exception):
+        pass
+
+    def kill(step, _):
+        if step >= 30:  # killed after the checkpoint at 24, mid-epoch and mid-interval
+            raise Killed
+
+    model = tiny_flow()
+    with pytest.raises(Killed):
+        train(model, data, config=CFG, checkpoint_dir=str(tmp_path / "b"), callback=kill)
+    assert list_checkpoints(str(tmp_path / "b"))[-1] == 24
+    resumed_model = tiny_flow()
+    resumed = train(resumed_model, data, config=CFG, checkpoint_dir=str(tmp_path / "b"), resume=True)
+    assert resumed.resumed_from == 24 and resumed.step == full.step == 40
+    for a, b in zip(params_of(full.model), params_of(resumed_model)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(full.history, resumed.history)
+    assert list_checkpoints(str(tmp_path / "b")) == [36, 40]  # keep_checkpoints=2
+
+
+@pytest.mark.slow
+def test_loss_decreases_and_evaluate_matches_log_prob():
+    data = tiny_data(512)
+    model = tiny_flow()
+    before = nats(evaluate(model, data, batch_size=100))
+    res = train(model, data, config=TrainConfig(steps=150, batch_size=64, log_every=50, progress=False),
+                optimizer=None)
+    after = nats(evaluate(model, data, batch_size=100))  # 512 = 5 batches + 88 padded rows
+    assert after < before - 0.3
+    assert res.history[-1, 1] < res.history[0, 1]
+    assert res.steps_per_second > 0 and res.train_nats == pytest.approx(after, abs=0.3)
+    eager = np.asarray(model.log_prob(jnp.asarray(data)))
+    np.testing.assert_allclose(evaluate(model, data, batch_size=100), eager, rtol=1e-5, atol=1e-5)
+
+
+def test_nan_loss_names_the_step(tmp_path):
+    def bad_loss(model, batch, key):
+        return jnp.where(jnp.all(batch > -100), jnp.nan, 0.0) + nll_loss(model, batch, key)
+
+    with pytest.raises(TrainingError, match=r"loss is nan at step 0"):
+        train(tiny_flow(), tiny_data(), config=CFG, loss_fn=bad_loss, checkpoint_dir=str(tmp_path))
+    assert list_checkpoints(str(tmp_path)) == []
+
+
+def test_errors():
+    with pytest.raises(TrainingError, match="fewer than one batch"):
+        train(tiny_flow(), tiny_data(16), config=CFG)
+    with pytest.raises(TrainingError, match="same first axis"):
+        train(tiny_flow(), (tiny_data(64), np.zeros((32, 1))), config=CFG)
+
+
+def test_resume_into_a_different_model_fails(tmp_path):
+    data = tiny_data()
+    cfg = TrainConfig(steps=6, batch_size=32, log_every=6, progress=False)
+    train(tiny_flow(), data, config=cfg, checkpoint_dir=str(tmp_path))
+    other = Flow(StandardNormal((2,)), [AffineCoupling(MLP(1, 2, (8,), rngs=nnx.Rngs(0)))])
+    with pytest.raises(CheckpointError, match="different model"):
+        train(other, data, config=cfg, checkpoint_dir=str(tmp_path), resume=True)
+    step_dir = os.path.join(str(tmp_path), "step_00000006")
+    for root, _, files in os.walk(step_dir):
+        for f in files:
+            with open(os.path.join(root, f), "wb") as fh:
+                fh.write(b"garbage")
+    with pytest.raises(CheckpointError, match="step_00000006"):
+        train(tiny_flow(), data, config=cfg, checkpoint_dir=str(tmp_path), resume=True)
+
+
+def test_metrics_values():
+    ll = np.array([-1.0, -3.0])
+    assert nats(ll) == 2.0
+    assert bits_per_dim(ll, 2) == pytest.approx(1.0 / np.log(2))
+    assert per_point_log_likelihood(ll, 4) == -0.5
+    with pytest.raises(ValueError):
+        nats(np.zeros((2, 2)))
