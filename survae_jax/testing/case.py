@@ -137,9 +137,13 @@ class Bound:
 def bind(target, x=None, *, key=None, context=None, **case_kwargs) -> Bound:
     """Turn a :class:`TransformCase`, or a transform plus an input, into a :class:`Bound`.
 
+    A :class:`Bound` is returned as it is (so a test builds a case's layer once).
+
     Raises:
       TypeError: a transform without ``x``, or a case with ``x``.
     """
+    if isinstance(target, Bound):
+        return target
     key = jax.random.key(0) if key is None else key
     if isinstance(target, TransformCase):
         if x is not None:

@@ -1,0 +1,261 @@
+"""The property suite itself: correct layers pass it, deliberately wrong layers fail it.
+
+Each wrong layer subclasses a correct one from ``toy_layers.py`` and breaks one thing; the
+test asserts that ``check_transform`` raises ``PropertyError`` naming the layer and that
+property (and, where the fault is confined, only that property).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+
+from survae_jax.distributions import StandardNormal
+from survae_jax.flow import Flow
+from survae_jax.testing import (
+    PROPERTIES,
+    PropertyError,
+    TransformCase,
+    check_density_integrates,
+    check_log_det,
+    check_transform,
+    integrate_density,
+)
+from toy_layers import (
+    ContextShift,
+    ElementwiseAffine,
+    GaussianNoise,
+    GenerativeAbs,
+    InferenceAbs,
+    PointMixing,
+)
+
+KEY = jax.random.key(0)
+X = jax.random.normal(jax.random.key(1), (3, 4))
+
+
+# ----------------------------------------------------------------------------- correct layers
+def test_correct_layers_pass_every_property_of_their_kind():
+    report = check_transform(ElementwiseAffine(4, key=KEY), X)
+    assert report["log_det"] == report["round_trip"] == report["bad_input"] == "passed"
+    assert report["right_inverse"].startswith("not applicable")
+    report = check_transform(InferenceAbs(4), X)
+    assert report["right_inverse"] == report["key_required"] == report["deterministic"] == "passed"
+    assert report["log_det"].startswith("not applicable")
+    report = check_transform(GenerativeAbs(4), jnp.abs(X))
+    assert report["right_inverse"] == report["key_required"] == "passed"
+    report = check_transform(GaussianNoise(4), X)
+    assert report["deterministic"].startswith("not applicable")
+    assert report["key_required"] == report["grad"] == "passed"
+
+
+def test_images_point_clouds_and_context():
+    images = jax.random.normal(jax.random.key(2), (2, 3, 3, 4))
+    assert check_transform(ElementwiseAffine(4, key=KEY), images)["log_det"] == "passed"
+    clouds = jax.random.normal(jax.random.key(3), (3, 5, 2))
+    report = check_transform(PointMixing(5, key=KEY), clouds, bad_input=lambda k: clouds[:, :4],
+                             bad_latent=lambda k: clouds[:, :4])
+    assert report["log_det"] == report["vmap"] == "passed"
+    case = TransformCase(
+        "ContextShift",
+        make=lambda k: ContextShift(4, 3, key=k),
+        sample_input=lambda k: jax.random.normal(k, (3, 4)),
+        context=lambda k: jax.random.normal(k, (3, 3)),
+    )
+    report = check_transform(case)
+    assert all(v == "passed" or v.startswith("not applicable") for v in report.values()), report
+
+
+# ----------------------------------------------------------------------------- wrong layers
+class WrongSign(ElementwiseAffine):
+    """V = -sum(s): the log-determinant with the wrong sign."""
+
+    def forward(self, x, *, key=None, context=None):
+        z, v = super().forward(x)
+        return z, -v
+
+
+class NotInverse(ElementwiseAffine):
+    """inverse forgets the shift."""
+
+    def inverse(self, z, *, key=None, context=None):
+        self._check(z)
+        return z * jnp.exp(-self.log_scale[...])
+
+
+class LeavesFibre(InferenceAbs):
+    """inverse draws points whose |x| is not z."""
+
+    def inverse(self, z, *, key=None, context=None):
+        return super().inverse(z, key=key) * 1.01
+
+
+class ForwardLeavesFibre(GenerativeAbs):
+    """forward adds noise, so inverse(forward(x)) != x."""
+
+    def forward(self, x, *, key=None, context=None):
+        z, v = super().forward(x, key=key)
+        return z + 1e-3 * jax.random.normal(key, z.shape), v
+
+
+class HiddenKey(GenerativeAbs):
+    """Uses a fixed key when none is given: hidden randomness, no error."""
+
+    def forward(self, x, *, key=None, context=None):
+        return super().forward(x, key=jax.random.key(7) if key is None else key)
+
+
+class IgnoresKey(GenerativeAbs):
+    """Requires a key but always draws from the same fixed key."""
+
+    def forward(self, x, *, key=None, context=None):
+        self._require_key(key, "forward")
+        return super().forward(x, key=jax.random.key(7))
+
+
+class NoShapeCheck(ElementwiseAffine):
+    """Accepts any last axis (broadcasting silently)."""
+
+    def _check(self, x):
+        pass
+
+    def forward(self, x, *, key=None, context=None):
+        return x * jnp.exp(self.log_scale[...][:1]) + self.shift[...][:1], jnp.full(
+            (x.shape[0],), x.shape[-1] * self.log_scale[...][0], x.dtype
+        )
+
+    def inverse(self, z, *, key=None, context=None):
+        return (z - self.shift[...][:1]) * jnp.exp(-self.log_scale[...][:1])
+
+
+class VectorV(ElementwiseAffine):
+    """V per element (B, D) instead of per example (B,)."""
+
+    def forward(self, x, *, key=None, context=None):
+        z, _ = super().forward(x)
+        return z, jnp.broadcast_to(self.log_scale[...], x.shape)
+
+
+class Float32Only(ElementwiseAffine):
+    """Casts to float32 inside: a silent downcast."""
+
+    def forward(self, x, *, key=None, context=None):
+        z, v = super().forward(x)
+        return z.astype(jnp.float32), v.astype(jnp.float32)
+
+
+class BatchNormLike(ElementwiseAffine):
+    """Subtracts the batch mean: the answer for one example depends on the others."""
+
+    def forward(self, x, *, key=None, context=None):
+        z, v = super().forward(x)
+        return z - jnp.mean(z, axis=0) * 0.5, v
+
+
+class NanGrad(ElementwiseAffine):
+    """V = 0 * sqrt(p) with p = 0: the value is right, the gradient is NaN."""
+
+    def __init__(self, features, *, key):
+        super().__init__(features, key=key)
+        self.p = nnx.Param(jnp.zeros(()))
+
+    def forward(self, x, *, key=None, context=None):
+        z, v = super().forward(x)
+        return z, v + 0.0 * jnp.sqrt(self.p[...])
+
+
+class Counter(nnx.Variable):
+    pass
+
+
+class Mutates(ElementwiseAffine):
+    """Counts its calls in a Variable: forward mutates the module."""
+
+    def __init__(self, features, *, key):
+        super().__init__(features, key=key)
+        self.calls = Counter(jnp.zeros((), jnp.int32))
+
+    def forward(self, x, *, key=None, context=None):
+        self.calls[...] = self.calls[...] + 1
+        return super().forward(x)
+
+
+class KeyDependentBijection(ElementwiseAffine):
+    """A 'deterministic' bijection whose output moves with the key."""
+
+    def forward(self, x, *, key=None, context=None):
+        z, v = super().forward(x)
+        return (z if key is None else z + jax.random.normal(key, ()) * 1e-2), v
+
+
+class TracerDependent(ElementwiseAffine):
+    """Behaves differently when traced (under jit/vmap) than eagerly."""
+
+    def forward(self, x, *, key=None, context=None):
+        z, v = super().forward(x)
+        return z + (1.0 if isinstance(z, jax.core.Tracer) else 0.0), v
+
+
+WRONG = [
+    ("log_det", lambda: WrongSign(4, key=KEY), X, {"log_det"}),
+    ("round_trip", lambda: NotInverse(4, key=KEY), X, {"round_trip"}),
+    ("right_inverse", lambda: LeavesFibre(4), X, {"right_inverse"}),
+    ("right_inverse", lambda: ForwardLeavesFibre(4), jnp.abs(X), {"right_inverse"}),
+    ("key_required", lambda: HiddenKey(4), jnp.abs(X), {"key_required"}),
+    ("key_required", lambda: IgnoresKey(4), jnp.abs(X), {"key_required"}),
+    ("bad_input", lambda: NoShapeCheck(4, key=KEY), X, {"bad_input"}),
+    ("shapes", lambda: VectorV(4, key=KEY), X, None),
+    ("float64", lambda: Float32Only(4, key=KEY), X, {"float64", "log_det"}),
+    ("vmap", lambda: BatchNormLike(4, key=KEY), X, None),
+    ("grad", lambda: NanGrad(4, key=KEY), X, {"grad"}),
+    ("shapes", lambda: Mutates(4, key=KEY), X, None),
+    ("deterministic", lambda: KeyDependentBijection(4, key=KEY), X, None),
+    ("jit", lambda: TracerDependent(4, key=KEY), X, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("prop", "make", "x", "only"), WRONG, ids=[f"{p}-{i}" for i, (p, *_rest) in enumerate(WRONG)]
+)
+def test_wrong_layer_fails_with_the_property_named(prop, make, x, only):
+    layer = make()
+    with pytest.raises(PropertyError) as info:
+        check_transform(layer, x, num_keys=20)
+    err = info.value
+    assert prop in err.properties
+    assert f"property '{prop}'" in str(err)
+    assert type(layer).__name__ in str(err)
+    if only is not None:  # a confined fault breaks nothing else
+        assert set(err.properties) == only, err
+
+
+def test_single_check_and_case_options():
+    with pytest.raises(PropertyError, match="property 'log_det'") as info:
+        check_log_det(WrongSign(4, key=KEY), X)
+    assert info.value.layer == "WrongSign" and info.value.properties == ("log_det",)
+    # a skip with a reason silences that property (and is reported)
+    report = check_transform(WrongSign(4, key=KEY), X, skip={"log_det": "demonstrating skip"})
+    assert report["log_det"] == "skipped: demonstrating skip"
+    with pytest.raises(ValueError, match="unknown property"):
+        TransformCase("x", make=lambda k: None, sample_input=lambda k: X, skip={"nope": "why"})
+    with pytest.raises(ValueError, match="needs a reason"):
+        TransformCase("x", make=lambda k: None, sample_input=lambda k: X, skip={"jit": ""})
+    with pytest.raises(TypeError, match="give x"):
+        check_transform(WrongSign(4, key=KEY))
+    assert set(PROPERTIES) >= {"log_det", "right_inverse", "bad_input"}
+
+
+def test_density_integrates_and_catches_a_wrong_log_det():
+    base = StandardNormal((2,))
+    assert abs(integrate_density(base, -7.0 * jnp.ones(2), 7.0 * jnp.ones(2), num=300) - 1.0) < 1e-5
+    assert abs(check_density_integrates(Flow(base, [ElementwiseAffine(2, key=KEY)]), [-8, -8], [8, 8]) - 1) < 1e-3
+    one_d = Flow(StandardNormal((1,)), [ElementwiseAffine(1, key=KEY)])
+    assert abs(integrate_density(one_d, -9.0, 9.0, num=2000) - 1.0) < 1e-6
+    with pytest.raises(PropertyError, match="density_integrates"):
+        check_density_integrates(Flow(base, [WrongSign(2, key=KEY)]), [-8, -8], [8, 8])
+    with pytest.raises(ValueError, match="exact"):
+        integrate_density(Flow(base, [GaussianNoise(2)]), -1.0, 1.0)
