@@ -2,7 +2,7 @@
 
 The cases live in one module per family, each defining ``CASES: list[TransformCase]``:
 ``cases_bijections.py``, ``cases_inference.py``, ``cases_generative.py``,
-``cases_stochastic.py`` (next to this file). A module that does not exist yet is skipped (and
+``cases_stochastic.py`` (next to this file), and any other ``cases_*.py`` there. A module that does not exist yet is skipped (and
 only it); a module that exists but fails to import fails ``test_cases_module_loads``.
 A property that does not apply to the layer's kind, or that the case skips with a reason,
 shows as skipped with that reason. Test ids read ``<case name>-<property>``.
@@ -19,7 +19,9 @@ from survae_jax.testing import PROPERTIES, TransformCase, check_property, not_ap
 from survae_jax.testing.case import bind
 
 HERE = pathlib.Path(__file__).parent
-MODULES = ("cases_bijections", "cases_inference", "cases_generative", "cases_stochastic")
+EXPECTED = ("cases_bijections", "cases_inference", "cases_generative", "cases_stochastic")
+# Every cases_*.py next to this file joins the registry (e.g. a second inference-cases file).
+MODULES = tuple(sorted(set(EXPECTED) | {p.stem for p in HERE.glob("cases_*.py")}))
 
 
 def _load(name: str):
