@@ -100,12 +100,15 @@ class Coupling(Bijection):
         return jnp.split(x, [n], axis=axis)
 
     def _params(self, x_id: Array, x2: Array, context: Array | None) -> Array:
-        if self.conditional:
-            if context is None:
-                raise ValueError(f"{self.name} is conditional and needs context= (a (B, ...) tensor).")
-            out = self.net(x_id, context)
-        else:
-            out = self.net(x_id)
+        if self.conditional and context is None:
+            raise ValueError(f"{self.name} is conditional and needs context= (a (B, ...) tensor).")
+        try:
+            out = self.net(x_id, context) if self.conditional else self.net(x_id)
+        except (ValueError, TypeError) as e:
+            raise ValueError(
+                f"{self.name}: its net rejected the identity part of shape {tuple(x_id.shape)} "
+                f"(transformed part {tuple(x2.shape)}, split along axis {self.axis}): {e}"
+            ) from e
         p = self.num_params
         flat = (*x2.shape[:-1], x2.shape[-1] * p)
         if tuple(out.shape) == (*x2.shape, p):
