@@ -31,7 +31,8 @@ class VAE(StochasticTransform):
 
     Raises:
       ValueError: an unconditional encoder or decoder (at construction), a missing ``key``, an
-        input of rank < 2, or an encoder sample whose batch size differs from ``x``'s.
+        input of rank < 2, an encoder sample whose batch size differs from ``x``'s, or an
+        input/latent that the encoder or decoder refuses (their error, prefixed with ``VAE``).
 
     Source: Nielsen et al. (2020), Appendix A (Eq. 4) and H.1; Kingma & Welling (2014).
     """
@@ -51,16 +52,25 @@ class VAE(StochasticTransform):
         key = self._require_key(key, "forward")
         self._check_input(x, min_ndim=2, floating=False)
         k_enc, k_dec = jax.random.split(key)
-        z, log_q = self.encoder.sample_and_log_prob(k_enc, context=x)
+        try:
+            z, log_q = self.encoder.sample_and_log_prob(k_enc, context=x)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{self.name}: the encoder refused an input of shape {tuple(x.shape)}: {e}") from e
         if z.ndim < 1 or z.shape[0] != x.shape[0]:
             raise ValueError(
                 f"{self.name}: expected an encoder sample of shape ({x.shape[0]}, ...), got {tuple(z.shape)}."
             )
-        log_px = self.decoder.log_prob(x, context=z, key=k_dec)
+        try:
+            log_px = self.decoder.log_prob(x, context=z, key=k_dec)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{self.name}: the decoder refused an input of shape {tuple(x.shape)}: {e}") from e
         return z, log_px - log_q
 
     def inverse(self, z, *, key=None, context=None):
         """``x ~ p(x|z)``; needs ``key``."""
         key = self._require_key(key, "inverse")
         self._check_input(z, min_ndim=2, floating=False, what="latent")
-        return self.decoder.sample(key, context=z)
+        try:
+            return self.decoder.sample(key, context=z)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{self.name}: the decoder refused a latent of shape {tuple(z.shape)}: {e}") from e

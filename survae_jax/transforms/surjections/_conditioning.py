@@ -18,25 +18,33 @@ def is_conditional(dist) -> bool:
     return bool(getattr(dist, "conditional", False))
 
 
-def draw(dist, key: Array, num_samples: int, context: Array) -> tuple[Array, Array]:
+def _named(layer: str, role: str, shape, call):
+    """Run ``call()``; re-raise a shape error of the distribution as ``ValueError`` naming ``layer``."""
+    try:
+        return call()
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{layer}: its {role} refused a tensor of shape {tuple(shape)}: {e}") from e
+
+
+def draw(dist, key: Array, num_samples: int, context: Array, *, layer: str = "layer", role: str = "encoder"):
     """``(sample, log_prob)`` from ``dist``: one draw per ``context`` row, or ``num_samples`` draws."""
     if is_conditional(dist):
-        return dist.sample_and_log_prob(key, context=context)
-    return dist.sample_and_log_prob(key, num_samples)
+        return _named(layer, role, context.shape, lambda: dist.sample_and_log_prob(key, context=context))
+    return _named(layer, role, (num_samples,), lambda: dist.sample_and_log_prob(key, num_samples))
 
 
-def sample(dist, key: Array, num_samples: int, context: Array) -> Array:
+def sample(dist, key: Array, num_samples: int, context: Array, *, layer: str = "layer", role: str = "decoder"):
     """A sample of ``dist``: one per ``context`` row (conditional), else ``num_samples`` of them."""
     if is_conditional(dist):
-        return dist.sample(key, context=context)
-    return dist.sample(key, num_samples)
+        return _named(layer, role, context.shape, lambda: dist.sample(key, context=context))
+    return _named(layer, role, (num_samples,), lambda: dist.sample(key, num_samples))
 
 
-def log_prob(dist, x: Array, context: Array, key: Array | None) -> Array:
+def log_prob(dist, x: Array, context: Array, key: Array | None, *, layer: str = "layer", role: str = "decoder"):
     """``log dist(x | context)`` ``(B,)`` in nats (``context`` ignored by an unconditional ``dist``)."""
     if is_conditional(dist):
-        return dist.log_prob(x, context=context, key=key)
-    return dist.log_prob(x, key=key)
+        return _named(layer, role, x.shape, lambda: dist.log_prob(x, context=context, key=key))
+    return _named(layer, role, x.shape, lambda: dist.log_prob(x, key=key))
 
 
 def check_like(layer: str, what: str, got: Array, ref: Array, axis: int | None = None) -> None:

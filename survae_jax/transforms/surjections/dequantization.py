@@ -37,10 +37,17 @@ class _Dequantization(GenerativeSurjection):
     def _init(self, num_bits, dtype):
         if num_bits is not None and not 1 <= int(num_bits) <= 24:
             raise ValueError(f"{self.name}: num_bits must be None or in 1..24, got {num_bits}.")
-        if not jnp.issubdtype(dtype, jnp.floating):
-            raise ValueError(f"{self.name}: dtype must be a floating dtype, got {dtype}.")
+        if dtype is not None and not jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(f"{self.name}: dtype must be None or a floating dtype, got {dtype}.")
         self.num_bits = None if num_bits is None else int(num_bits)
         self.dtype = dtype
+
+    @property
+    def float_dtype(self):
+        """The latent's dtype: ``dtype``, or JAX's default float (float64 under x64) if ``None``."""
+        if self.dtype is None:
+            return jax.dtypes.canonicalize_dtype(jnp.float64)
+        return jnp.dtype(self.dtype)
 
     def _check_integers(self, x: Array) -> None:
         """Rank and integer dtype always; the value range when ``x`` is concrete (not traced)."""
@@ -55,9 +62,10 @@ class _Dequantization(GenerativeSurjection):
         if self.num_bits is not None:
             lo, hi = 0, 2**self.num_bits - 1
         else:
-            hi = 2 ** (jnp.finfo(self.dtype).nmant + 1) - 1  # integers exact in self.dtype
+            hi = 2 ** (jnp.finfo(self.float_dtype).nmant + 1) - 1  # integers exact in self.dtype
             lo = -hi
-        xmin, xmax = int(jnp.min(x)), int(jnp.max(x))
+        values = np.asarray(x)  # concrete, even when closed over inside a jit trace
+        xmin, xmax = int(values.min()), int(values.max())
         if xmin < lo or xmax > hi:
             raise ValueError(
                 f"{self.name}: expected integers in [{lo}, {hi}], got values in [{xmin}, {xmax}]."
@@ -65,8 +73,9 @@ class _Dequantization(GenerativeSurjection):
 
     def _to_latent(self, x: Array, u: Array, log_q: Array) -> tuple[Array, Array]:
         """``z = (x + u) / 2**b`` (or ``x + u``), ``V = -log q - D b log 2``."""
-        y = add_below_next_integer(x.astype(self.dtype), u.astype(self.dtype))
-        v = -log_q.astype(self.dtype)
+        dtype = jnp.result_type(self.float_dtype, u.dtype, log_q.dtype)  # widen, never narrow
+        y = add_below_next_integer(x.astype(dtype), u.astype(dtype))
+        v = -log_q.astype(dtype)
         if self.num_bits is None:
             return y, v
         scale = 2.0**self.num_bits  # a power of two: the division and its inverse are exact
@@ -95,7 +104,8 @@ class UniformDequantization(_Dequantization):
     Args:
       num_bits: ``None`` (latent in data units) or ``b`` (data in ``{0..2**b - 1}``, latent in
         ``[0, 1)``).
-      dtype: floating dtype of the latent (``jnp.float64`` under ``jax_enable_x64``).
+      dtype: floating dtype of the latent; ``None`` (default): JAX's default float, float32,
+        or float64 under ``jax_enable_x64`` (like ``jnp.zeros``).
 
     Shapes: ``x`` ``(B, ...)`` integers -> ``z`` ``(B, ...)`` floats, ``V`` ``(B,)``.
 
@@ -107,15 +117,16 @@ class UniformDequantization(_Dequantization):
     Source: Nielsen et al. (2020), Table 6 and Appendix H.2; Uria et al. (2013).
     """
 
-    def __init__(self, num_bits: int | None = None, *, dtype=jnp.float32):
+    def __init__(self, num_bits: int | None = None, *, dtype=None):
         self._init(num_bits, dtype)
 
     def forward(self, x, *, key=None, context=None):
         """``z = x + u`` (scaled if ``num_bits``), ``u ~ U[0, 1)``; ``V`` ``(B,)`` nats."""
         key = self._require_key(key, "forward")
         self._check_integers(x)
-        u = jax.random.uniform(key, x.shape, self.dtype)
-        return self._to_latent(x, u, jnp.zeros((x.shape[0],), self.dtype))
+        dtype = self.float_dtype
+        u = jax.random.uniform(key, x.shape, dtype)
+        return self._to_latent(x, u, jnp.zeros((x.shape[0],), dtype))
 
 
 class VariationalDequantization(_Dequantization):
@@ -136,7 +147,8 @@ class VariationalDequantization(_Dequantization):
         data as floats: ``x`` (``num_bits=None``) or ``x / 2**b`` in ``[0, 1)``. An
         unconditional one draws ``B`` samples (a learned but ``x``-independent noise).
       num_bits: as for :class:`UniformDequantization`.
-      dtype: floating dtype of the latent.
+      dtype: floating dtype of the latent (``None``: JAX's default float); an encoder whose
+        samples are wider (float64) widens it.
 
     Shapes: ``x`` ``(B, ...)`` integers -> ``z`` ``(B, ...)`` floats, ``V`` ``(B,)``.
 
@@ -150,7 +162,7 @@ class VariationalDequantization(_Dequantization):
     Source: Ho et al. (2019), "Flow++", Sec. 3.1; Nielsen et al. (2020), Table 6.
     """
 
-    def __init__(self, encoder, num_bits: int | None = None, *, dtype=jnp.float32):
+    def __init__(self, encoder, num_bits: int | None = None, *, dtype=None):
         self._init(num_bits, dtype)
         self.encoder = encoder
 
@@ -158,9 +170,9 @@ class VariationalDequantization(_Dequantization):
         """``u, log q = q(u|x)``; ``z = x + u`` (scaled if ``num_bits``); ``V = -log q`` ``(B,)``."""
         key = self._require_key(key, "forward")
         self._check_integers(x)
-        c = x.astype(self.dtype)
+        c = x.astype(self.float_dtype)
         if self.num_bits is not None:
             c = c / (2.0**self.num_bits)
-        u, log_q = cond.draw(self.encoder, key, x.shape[0], c)
+        u, log_q = cond.draw(self.encoder, key, x.shape[0], c, layer=self.name)
         cond.check_like(self.name, "encoder sample", u, x)
         return self._to_latent(x, u, log_q)

@@ -52,13 +52,18 @@ class _ReLUBase:
     def _log_scale(self, context: Array) -> Array:
         if self.scale_net is None:
             return jnp.zeros((), context.dtype)
-        out = self.scale_net(context)
+        try:
+            out = self.scale_net(context)
+        except (ValueError, TypeError) as e:
+            raise ValueError(
+                f"{self.name}: scale_net refused a tensor of shape {tuple(context.shape)}: {e}"
+            ) from e
         if out.shape != context.shape:
             raise ValueError(
                 f"{self.name}: scale_net must return log-scales of shape {tuple(context.shape)}, "
                 f"got {tuple(out.shape)}."
             )
-        return out.astype(context.dtype)
+        return out
 
 
 class ReLUSurjection(_ReLUBase, InferenceSurjection):

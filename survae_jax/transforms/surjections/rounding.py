@@ -57,6 +57,10 @@ class RoundingSurjection(InferenceSurjection):
     Values: the fractional part ``u = x - z`` is rounded below 1 (``x = -1e-10`` in float32
     gives ``z = -1`` and ``x - z`` rounds to ``1.0``; it is then the largest float below 1). A
     decoder sample outside ``[0, 1)`` is not corrected and ``floor(x)`` then differs from ``z``.
+    A learned decoder that puts ``u`` below the float spacing of ``z`` (a saturated sigmoid
+    near 0, large ``|z|``) loses it in ``z + u``: ``x = z`` and ``forward`` then evaluates
+    ``p(u = 0 | z)``, which a logit-based decoder reports as infinite. Keep such decoders
+    off saturation (or work in float64).
 
     Source: Nielsen et al. (2020), Table 7.
     """
@@ -72,7 +76,7 @@ class RoundingSurjection(InferenceSurjection):
             return z, jnp.zeros((x.shape[0],), x.dtype)
         one = jnp.ones((), x.dtype)
         u = jnp.minimum(x - z, jnp.nextafter(one, jnp.zeros((), x.dtype)))
-        return z, cond.log_prob(self.decoder, u, z, key)
+        return z, cond.log_prob(self.decoder, u, z, key, layer=self.name)
 
     def inverse(self, z, *, key=None, context=None):
         """``x = z + u``, ``u ~ p(u|z)`` on ``[0, 1)``; needs ``key``."""
@@ -81,6 +85,6 @@ class RoundingSurjection(InferenceSurjection):
         if self.decoder is None:
             u = jax.random.uniform(key, z.shape, z.dtype)
         else:
-            u = cond.sample(self.decoder, key, z.shape[0], z)
+            u = cond.sample(self.decoder, key, z.shape[0], z, layer=self.name)
             cond.check_like(self.name, "decoder sample", u, z)
         return add_below_next_integer(z, u.astype(z.dtype))

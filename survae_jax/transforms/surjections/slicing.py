@@ -100,7 +100,7 @@ class Slice(InferenceSurjection):
         if self.decoder is None:
             v = _standard_normal_log_prob(x2)
         else:
-            v = cond.log_prob(self.decoder, x2, z, key)
+            v = cond.log_prob(self.decoder, x2, z, key, layer=self.name)
         return z, v
 
     def inverse(self, z, *, key=None, context=None):
@@ -122,7 +122,7 @@ class Slice(InferenceSurjection):
             shape[ax] = self.size - self.num_keep
             x2 = jax.random.normal(key, tuple(shape), z.dtype)
         else:
-            x2 = cond.sample(self.decoder, key, z.shape[0], z)
+            x2 = cond.sample(self.decoder, key, z.shape[0], z, layer=self.name)
             cond.check_like(self.name, "decoder sample", x2, z, axis=ax)
         return jnp.concatenate([z, x2.astype(jnp.result_type(z, x2))], axis=ax)
 
@@ -176,10 +176,11 @@ class Augment(GenerativeSurjection):
                 f"{self.name}: expected input with {self.x_size} entries along axis {self.axis}, "
                 f"got shape {tuple(x.shape)}."
             )
-        z2, log_q = cond.draw(self.encoder, key, x.shape[0], x)
+        z2, log_q = cond.draw(self.encoder, key, x.shape[0], x, layer=self.name)
         cond.check_like(self.name, "encoder sample", z2, x, axis=ax)
-        z = jnp.concatenate([x, z2.astype(jnp.result_type(x, z2))], axis=ax)
-        return z, -log_q
+        dtype = jnp.result_type(x, z2, log_q)  # widen to the wider of x and q; never narrow
+        z = jnp.concatenate([x.astype(dtype), z2.astype(dtype)], axis=ax)
+        return z, -log_q.astype(dtype)
 
     def inverse(self, z, *, key=None, context=None):
         """``x`` = the first ``x_size`` entries of ``z`` along ``axis``."""
