@@ -1,0 +1,173 @@
+"""Flow and ConditionalFlow: exact density by quadrature, jit, vmap of sampling, bounds, nesting."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from survae_jax.distributions import ConditionalNormal, StandardNormal
+from survae_jax.flow import ConditionalFlow, Flow
+from survae_jax.nn import MLP
+from survae_jax.testing import check_density_integrates, to_float64
+from survae_jax.transforms.base import GenerativeSurjection
+from survae_jax.transforms.bijections import ActNorm, AffineCoupling, Reverse, initialize_actnorm
+from toy_layers import ContextShift, ElementwiseAffine, GaussianNoise
+
+KEY = jax.random.key(0)
+
+
+def issue2_flow(seed: int = 0) -> Flow:
+    """Two affine couplings with MLPs, ActNorm and Reverse over a standard normal (issue 2).
+
+    ActNorm is initialised on a shifted, stretched Gaussian batch so that it is not the
+    identity; the MLPs keep their random (non-zero) last layer so that the couplings act.
+    tanh hidden units keep the log-scales bounded, so the density has Gaussian-like tails and
+    a finite grid holds its mass (with ReLU units and exp scales the tails can be heavy).
+    """
+    rngs = nnx.Rngs(seed)
+    flow = Flow(
+        StandardNormal((2,)),
+        [
+            AffineCoupling(MLP(1, 2, hidden=(32, 32), activation=jnp.tanh, rngs=rngs)),
+            ActNorm(2),
+            Reverse(2),
+            AffineCoupling(MLP(1, 2, hidden=(32, 32), activation=jnp.tanh, rngs=rngs)),
+        ],
+    )
+    data = jax.random.normal(jax.random.key(seed + 1), (512, 2)) * jnp.array([1.5, 0.7]) + jnp.array([0.5, -1.0])
+    return initialize_actnorm(flow, data)
+
+
+@pytest.fixture(scope="module")
+def flow():
+    return issue2_flow()
+
+
+def test_issue2_flow_density_integrates_to_one(flow):
+    # The grid must hold the mass: check that samples sit well inside it first.
+    samples = np.asarray(flow.sample(KEY, 4000))
+    assert np.all(np.abs(samples) < 8.0), np.abs(samples).max()
+    value = check_density_integrates(flow, [-12.0, -12.0], [12.0, 12.0], num=600, expected=1.0, atol=1e-3)
+    assert abs(value - 1.0) < 1e-3
+
+
+def test_jit_log_prob_equals_eager(flow):
+    x = jax.random.normal(KEY, (16, 2)) * 2.0
+    eager = flow.log_prob(x)
+    jitted = jax.jit(lambda f, x: f.log_prob(x))(flow, x)
+    np.testing.assert_allclose(jitted, eager, rtol=1e-5, atol=1e-5)
+    assert eager.shape == (16,) and bool(jnp.all(jnp.isfinite(eager)))
+
+
+def test_vmap_sample_over_keys_gives_different_draws(flow):
+    draws = jax.vmap(lambda k: flow.sample(k, 3))(jax.random.split(KEY, 8))
+    assert draws.shape == (8, 3, 2)
+    flat = np.asarray(draws).reshape(8, -1)
+    assert len({tuple(np.round(r, 6)) for r in flat}) == 8
+    x, lp = flow.sample_and_log_prob(KEY, 5)
+    np.testing.assert_allclose(lp, flow.log_prob(x), rtol=1e-5)
+
+
+def test_forward_inverse_round_trip_and_bounds_on_exact_flow(flow):
+    x = jax.random.normal(KEY, (6, 2))
+    z, v = flow.forward(x)
+    np.testing.assert_allclose(flow.inverse(z), x, rtol=1e-5, atol=1e-5)
+    assert flow.exact and not flow.stochastic_forward
+    lp = flow.log_prob(x)
+    np.testing.assert_allclose(lp, v + StandardNormal((2,)).log_prob(z), rtol=1e-6)
+    np.testing.assert_allclose(flow.elbo(x, key=KEY), lp, rtol=1e-6)
+    np.testing.assert_allclose(flow.iwbo(x, key=KEY, num_samples=4, chunk_size=2), lp, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="num_samples"):
+        flow.iwbo(x, key=KEY, num_samples=0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        flow.iwbo(x, key=KEY, num_samples=4, chunk_size=3)
+
+
+def test_flow_as_base_of_another_flow():
+    inner = Flow(StandardNormal((2,)), [ElementwiseAffine(2, key=KEY)])
+    outer = Flow(inner, [Reverse(2), ElementwiseAffine(2, key=jax.random.key(5))])
+    x = jax.random.normal(KEY, (5, 2))
+    y, v = outer.forward(x)
+    np.testing.assert_allclose(outer.log_prob(x), v + inner.log_prob(y), rtol=1e-6)
+    assert outer.exact and outer.sample(KEY, 7).shape == (7, 2)
+    check_density_integrates(outer, [-10.0, -10.0], [10.0, 10.0], num=400)
+
+
+def test_constructor_type_errors():
+    with pytest.raises(TypeError, match="base must be a Distribution"):
+        Flow(object(), [])
+    with pytest.raises(TypeError, match=r"transforms\[1\]"):
+        Flow(StandardNormal((2,)), [Reverse(2), "not a layer"])
+
+
+def test_conditional_flow_requires_context():
+    c = jax.random.normal(KEY, (4, 3))
+    x = jax.random.normal(jax.random.key(1), (4, 2))
+    shift = ContextShift(2, 3, key=KEY)
+    cf = ConditionalFlow(StandardNormal((2,)), [shift])
+    for call in (lambda: cf.log_prob(x), lambda: cf.sample(KEY, 4), lambda: cf.forward(x)):
+        with pytest.raises(ValueError, match="ConditionalFlow needs context"):
+            call()
+    # log p(x|c) = log N(x + c A) (a shift has V = 0)
+    np.testing.assert_allclose(
+        cf.log_prob(x, context=c), StandardNormal((2,)).log_prob(x + c @ shift.a[...]), rtol=1e-6
+    )
+    assert cf.sample(KEY, context=c).shape == (4, 2)
+    np.testing.assert_allclose(
+        jax.jit(lambda f, x, c: f.log_prob(x, context=c))(cf, x, c), cf.log_prob(x, context=c), rtol=1e-5
+    )
+
+
+def test_conditional_flow_with_conditional_base_and_context_net():
+    c = jax.random.normal(KEY, (4, 3))
+    x = jax.random.normal(jax.random.key(1), (4, 2))
+    base = ConditionalNormal(MLP(5, 4, hidden=(8,), rngs=nnx.Rngs(0)))
+    embed = MLP(3, 5, hidden=(8,), rngs=nnx.Rngs(1))
+    cf = ConditionalFlow(base, [Reverse(2)], context_net=embed)
+    np.testing.assert_allclose(cf.log_prob(x, context=c), base.log_prob(x[:, ::-1], context=embed(c)), rtol=1e-6)
+    assert cf.sample(KEY, context=c).shape == (4, 2)
+
+
+class AppendNoise(GenerativeSurjection):
+    """``(B, D) -> (B, D + 1)``: appends one standard normal draw; ``V = -log N(noise)``."""
+
+    def forward(self, x, *, key=None, context=None):
+        self._check_input(x, ndim=2)
+        e = jax.random.normal(self._require_key(key, "forward"), (x.shape[0], 1), x.dtype)
+        return jnp.concatenate([x, e], -1), 0.5 * e[:, 0] ** 2 + 0.5 * math.log(2 * math.pi)
+
+    def inverse(self, z, *, key=None, context=None):
+        return z[:, :-1]
+
+
+def test_stochastic_flow_needs_key_and_splits_it_per_layer():
+    flow = Flow(StandardNormal((3,)), [AppendNoise(), AppendNoise()])
+    x = jnp.zeros((4, 1))
+    assert not flow.exact and flow.stochastic_forward
+    with pytest.raises(ValueError, match="AppendNoise.forward is stochastic"):
+        flow.log_prob(x)
+    z, _ = flow.forward(x, key=KEY)
+    # a key reused across layers would append the same draw twice
+    assert not np.allclose(z[:, 1], z[:, 2])
+    # with a stochastic layer, iwbo >= elbo on average and both are finite
+    lp = flow.log_prob(x, key=KEY)
+    iw = flow.iwbo(x, key=KEY, num_samples=16, chunk_size=4)
+    assert lp.shape == iw.shape == (4,) and bool(jnp.all(jnp.isfinite(iw)))
+    with pytest.raises(ValueError, match="exact"):
+        check_density_integrates(Flow(StandardNormal((2,)), [GaussianNoise(2)]), -1.0, 1.0)
+
+
+def test_float64_end_to_end(flow):
+    with jax.enable_x64(True):
+        f64 = to_float64(flow)
+        x = jax.random.normal(KEY, (4, 2), jnp.float64)
+        lp = jax.jit(lambda f, x: f.log_prob(x))(f64, x)
+        assert lp.dtype == jnp.float64
+        np.testing.assert_allclose(lp, flow.log_prob(x.astype(jnp.float32)), rtol=1e-4, atol=1e-4)
+        f64.base = StandardNormal((2,), dtype=jnp.float64)
+        assert f64.sample(KEY, 3).dtype == jnp.float64
