@@ -1,0 +1,84 @@
+"""Conditioner nets: MLP, ElementwiseParams, gated DenseNet (shapes, init, context, errors, dtypes)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from survae_jax.nn import MLP, DenseNet, ElementwiseParams
+from survae_jax.nn.densenet import _gate
+
+
+def test_mlp_shapes_and_leading_axes():
+    m = MLP(2, 5, hidden=(8, 4), rngs=nnx.Rngs(0))
+    assert m(jnp.ones((3, 2))).shape == (3, 5)
+    assert m(jnp.ones((3, 7, 2))).shape == (3, 7, 5)  # per point of a point cloud
+    assert len(m.hidden) == 2
+
+
+def test_mlp_zero_init_last_outputs_zero():
+    m = MLP(2, 4, zero_init_last=True, rngs=nnx.Rngs(0))
+    np.testing.assert_array_equal(m(jax.random.normal(jax.random.key(0), (3, 2))), np.zeros((3, 4)))
+
+
+def test_mlp_context_is_concatenated():
+    m = MLP(3, 2, hidden=(8,), rngs=nnx.Rngs(1))
+    x, c = jnp.ones((4, 1)), jnp.full((4, 2), 0.5)
+    np.testing.assert_array_equal(m(x, c), m(jnp.concatenate([x, c], -1)))
+    with pytest.raises(ValueError, match=r"MLP: context must share x's leading shape \(4,\)"):
+        m(x, jnp.ones((5, 2)))
+
+
+def test_mlp_errors_and_float64():
+    m = MLP(2, 3, hidden=(4,), rngs=nnx.Rngs(2))
+    with pytest.raises(ValueError, match=r"MLP: expected input of shape \(\.\.\., 2\), got \(4, 3\)"):
+        m(jnp.ones((4, 3)))
+    with jax.enable_x64(True):
+        assert m(jnp.ones((4, 2), jnp.float64)).dtype == jnp.float64
+
+
+def test_elementwise_params_interleaved():
+    h = jnp.arange(12.0).reshape(2, 6)
+    p = ElementwiseParams(2)(h)
+    assert p.shape == (2, 3, 2)
+    np.testing.assert_array_equal(p[1, 2], [10.0, 11.0])  # element d owns entries d*P .. d*P+P-1
+    with pytest.raises(ValueError, match=r"ElementwiseParams: expected a last axis that is a multiple of num_params=4, got shape \(2, 6\)"):
+        ElementwiseParams(4)(h)
+
+
+def test_gate_closed_form():
+    a, b, c = jnp.array([1.0]), jnp.array([2.0]), jnp.array([0.0])
+    np.testing.assert_allclose(_gate(jnp.concatenate([a, b, c])), [1.0 + 2.0 * 0.5])
+
+
+def test_densenet_shapes_zero_init_context():
+    net = DenseNet(3, 5, num_blocks=2, mid_channels=8, depth=2, growth=4, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(0), (2, 4, 6, 3))
+    assert net(x).shape == (2, 4, 6, 5)
+    z = DenseNet(3, 5, mid_channels=8, depth=1, growth=4, zero_init_last=True, rngs=nnx.Rngs(0))
+    np.testing.assert_array_equal(z(x), np.zeros((2, 4, 6, 5)))
+    cnet = DenseNet(2 + 1, 4, mid_channels=8, depth=1, growth=4, rngs=nnx.Rngs(1))
+    xi, ci = x[..., :2], x[..., 2:]
+    np.testing.assert_array_equal(cnet(xi, ci), cnet(x))
+    ungated = DenseNet(3, 5, mid_channels=8, depth=1, growth=4, gated=False, rngs=nnx.Rngs(0))
+    assert ungated(x).shape == (2, 4, 6, 5)
+
+
+def test_densenet_is_local_3x3_per_dense_layer():
+    """A change at one pixel moves outputs only within the receptive field (1 block, depth 1: 3x3)."""
+    net = DenseNet(1, 1, mid_channels=4, depth=1, growth=2, rngs=nnx.Rngs(3))
+    x = jnp.zeros((1, 7, 7, 1))
+    d = net(x.at[0, 3, 3, 0].set(1.0)) - net(x)
+    moved = np.argwhere(np.abs(np.asarray(d[0, :, :, 0])) > 0)
+    assert moved.min() >= 2 and moved.max() <= 4
+
+
+def test_densenet_errors():
+    net = DenseNet(3, 2, mid_channels=4, depth=1, growth=2, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"DenseNet: expected input of shape \(B, H, W, 3\), got \(2, 4, 4, 2\)"):
+        net(jnp.ones((2, 4, 4, 2)))
+    with pytest.raises(ValueError, match=r"DenseNet: context must be \(B, H, W, Cc\)"):
+        net(jnp.ones((2, 4, 4, 2)), jnp.ones((2, 3, 4, 1)))
