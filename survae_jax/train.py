@@ -10,7 +10,9 @@ How it is fast (DESIGN.md, "Speed"):
 * the model is ``nnx.split`` once into a graph definition and its state; the hot loop is a plain
   ``jax.jit`` over ``(params, other state, optax state)``, not ``nnx.jit``/``nnx.Optimizer``;
 * one compiled call runs a block of up to ``log_every`` steps with ``lax.fori_loop``; the
-  batches are gathered inside the program from the training array, which lives on the device;
+  batches are gathered inside the program from the training array, which lives on the device,
+  by the epoch's permutation (drawn once per epoch by a small jitted call; blocks never cross
+  an epoch boundary);
 * the state buffers are donated, the program is compiled ahead of time once (the block length
   is a runtime argument, so a short last block does not recompile), and the host syncs only
   once per block, to log the block's mean loss.
@@ -88,6 +90,8 @@ class TrainResult:
       train_nats: mean training loss over the last epoch (or all steps, if fewer), nats.
       history: ``(K, 2)`` rows ``(step, mean loss of the block ending at step)``.
       wall_time_s: seconds spent in the loop this session (compilation excluded).
+      cpu_time_s: CPU seconds of this process (all threads) in the loop: on a shared machine,
+        ``done / cpu_time_s`` estimates the steps per second the loop would reach alone.
       compile_time_s: seconds spent compiling the block.
       steps_per_second: steps done this session / ``wall_time_s``.
       resumed_from: the checkpoint step this session started from (``0`` for a fresh run).
@@ -98,6 +102,7 @@ class TrainResult:
     train_nats: float
     history: np.ndarray
     wall_time_s: float
+    cpu_time_s: float
     compile_time_s: float
     steps_per_second: float
     resumed_from: int
@@ -129,15 +134,12 @@ def _epoch_perm(data_key, epoch, n):
 
 
 def _make_block(graphdef, loss_fn, optimizer, batch_size, per_epoch, n):
-    """The compiled unit: ``num`` steps from ``start``; returns the new state and loss stats."""
+    """The compiled unit: ``num`` steps from ``start``, all inside one epoch whose batch order is
+    ``perm``; returns the new state, the block's mean loss and the first non-finite step (or -1)."""
 
-    def one_step(carry, step, data, key, data_key):
-        params, rest, opt_state, perm = carry
-        pos = step % per_epoch
-        perm = jax.lax.cond(
-            pos == 0, lambda: _epoch_perm(data_key, step // per_epoch, n), lambda: perm
-        )
-        idx = jax.lax.dynamic_slice_in_dim(perm, pos * batch_size, batch_size)
+    def one_step(carry, step, perm, data, key):
+        params, rest, opt_state = carry
+        idx = jax.lax.dynamic_slice_in_dim(perm, (step % per_epoch) * batch_size, batch_size)
         batch = jax.tree.map(lambda a: jnp.take(a, idx, axis=0), data)
 
         def loss_of(p):
@@ -147,19 +149,19 @@ def _make_block(graphdef, loss_fn, optimizer, batch_size, per_epoch, n):
 
         (loss, rest), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), rest, opt_state, perm), loss
+        return (optax.apply_updates(params, updates), rest, opt_state), loss
 
-    def block(params, rest, opt_state, perm, start, num, data, key, data_key):
+    def block(params, rest, opt_state, start, num, perm, data, key):
         def body(i, c):
             carry, total, first_bad = c
             step = start + i
-            carry, loss = one_step(carry, step, data, key, data_key)
+            carry, loss = one_step(carry, step, perm, data, key)
             bad = ~jnp.isfinite(loss) & (first_bad < 0)
             return carry, total + loss.astype(jnp.float32), jnp.where(bad, step, first_bad)
 
-        init = ((params, rest, opt_state, perm), jnp.zeros((), jnp.float32), jnp.asarray(-1, jnp.int32))
-        (params, rest, opt_state, perm), total, first_bad = jax.lax.fori_loop(0, num, body, init)
-        return params, rest, opt_state, perm, total / num, first_bad
+        init = ((params, rest, opt_state), jnp.zeros((), jnp.float32), jnp.asarray(-1, jnp.int32))
+        (params, rest, opt_state), total, first_bad = jax.lax.fori_loop(0, num, body, init)
+        return params, rest, opt_state, total / num, first_bad
 
     return block
 
@@ -227,32 +229,37 @@ def train(
         opt_state = optimizer.init(params)
     # Own copies: the loop donates its buffers, which must not be the caller's model arrays.
     state = jax.tree.map(jnp.array, (params, rest, opt_state))
-    perm = _epoch_perm(data_key, start // per_epoch, n)
+    epoch_perm = jax.jit(_epoch_perm, static_argnums=2)
+    perm_epoch, perm = start // per_epoch, epoch_perm(data_key, start // per_epoch, n)
 
     t0 = time.perf_counter()
     block = jax.jit(
         _make_block(graphdef, loss_fn, optimizer, cfg.batch_size, per_epoch, n),
-        donate_argnums=(0, 1, 2, 3),
+        donate_argnums=(0, 1, 2),
     )
     i32 = jnp.asarray(0, jnp.int32)
-    compiled = block.lower(*state, perm, i32, i32, data, key, data_key).compile()
+    compiled = block.lower(*state, i32, i32, perm, data, key).compile()
     compile_time = time.perf_counter() - t0
 
     bar = tqdm(total=cfg.steps, initial=start, disable=not cfg.progress, unit="step", dynamic_ncols=True)
     rows = [tuple(r) for r in history]
-    step, done, t_loop = start, 0, 0.0
+    step, done, t_loop, c_loop = start, 0, 0.0, 0.0
     try:
         while step < cfg.steps:
-            end = min(cfg.steps, step + cfg.log_every)
+            # A block ends at the next log step, checkpoint step, epoch end or the last step.
+            end = min(cfg.steps, step + cfg.log_every, (step // per_epoch + 1) * per_epoch)
             if cfg.checkpoint_every:
                 end = min(end, (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every)
-            t1 = time.perf_counter()
-            *state, perm, mean, first_bad = compiled(
-                *state, perm, jnp.asarray(step, jnp.int32), jnp.asarray(end - step, jnp.int32),
-                data, key, data_key,
+            t1, c1 = time.perf_counter(), time.process_time()
+            if step // per_epoch != perm_epoch:  # once per epoch: the new batch order
+                perm_epoch, perm = step // per_epoch, epoch_perm(data_key, step // per_epoch, n)
+            *state, mean, first_bad = compiled(
+                *state, jnp.asarray(step, jnp.int32), jnp.asarray(end - step, jnp.int32),
+                perm, data, key,
             )
             mean, first_bad = float(mean), int(first_bad)  # the one host sync per block
             t_loop += time.perf_counter() - t1
+            c_loop += time.process_time() - c1
             done += end - step
             if first_bad >= 0 or not math.isfinite(mean):
                 where = f" (checkpoints in {checkpoint_dir})" if checkpoint_dir else ""
@@ -282,6 +289,7 @@ def train(
         train_nats=_last_epoch_mean(hist, per_epoch),
         history=hist,
         wall_time_s=t_loop,
+        cpu_time_s=c_loop,
         compile_time_s=compile_time,
         steps_per_second=done / t_loop if t_loop > 0 else float("nan"),
         resumed_from=start,

@@ -115,6 +115,7 @@ def run_experiment(
         **exp.test_metrics(config, ll, model),
         "steps_per_second": result.steps_per_second,
         "train_time_s": result.wall_time_s,
+        "cpu_time_s": result.cpu_time_s,
         "compile_time_s": result.compile_time_s,
         "eval_time_s": time.perf_counter() - t_eval,
         "resumed_from": result.resumed_from,

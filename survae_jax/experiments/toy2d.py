@@ -103,19 +103,37 @@ class Toy2DConfig:
         return self.range_flow or ("logit" if self.dataset in ("checkerboard", "corners") else "softplus")
 
 
+def reference_init(model: nnx.Module, key: jax.Array) -> nnx.Module:
+    """Re-draw every ``nnx.Linear`` of ``model`` as PyTorch's default ``nn.Linear`` init.
+
+    Weights and biases ``~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, the init of the reference
+    code's MLPs. It matters here: with flax's default (lecun normal weights, about sqrt(3) times
+    wider, zero biases) the exp-scaled couplings overflow at step 0, and with a zero last layer
+    instead the checkerboard baseline ends ~0.08 nats worse after 10,000 steps (3.76 vs 3.68).
+    Updates ``model`` in place and returns it.
+    """
+    linears = [m for _, m in nnx.iter_graph(model) if isinstance(m, nnx.Linear)]
+    for lin, k in zip(linears, jax.random.split(key, max(len(linears), 1))):
+        k_w, k_b = jax.random.split(k)
+        w = lin.kernel[...]
+        bound = 1.0 / np.sqrt(w.shape[0])
+        lin.kernel[...] = jax.random.uniform(k_w, w.shape, w.dtype, -bound, bound)
+        if lin.bias is not None:
+            b = lin.bias[...]
+            lin.bias[...] = jax.random.uniform(k_b, b.shape, b.dtype, -bound, bound)
+    return model
+
+
 def coupling_layers(config: Toy2DConfig, rngs: nnx.Rngs, dim: int = 2) -> list:
     """``num_couplings`` affine couplings on ``(B, dim)`` with ``Reverse`` between them.
 
-    Each coupling's net is ``MLP(ceil(dim/2), 2 * floor(dim/2), hidden)`` with ReLU and a
-    zero-initialised last layer, so each coupling starts as a fixed elementwise scaling of one
-    coordinate (the identity for ``exp``; scale ``log 2`` for ``softplus``).
+    Each coupling's net is ``MLP(ceil(dim/2), 2 * floor(dim/2), hidden)`` with ReLU (its
+    weights are re-drawn by :func:`reference_init` in :func:`build_model`).
     """
     half = dim - dim // 2
     layers = []
     for i in range(config.num_couplings):
-        # Zero last layer: each coupling starts as a fixed map. With flax's default init
-        # (lecun normal, larger than PyTorch's), exp-scaled couplings overflow at step 0.
-        net = MLP(half, 2 * (dim - half), config.hidden, zero_init_last=True, rngs=rngs)
+        net = MLP(half, 2 * (dim - half), config.hidden, rngs=rngs)
         layers.append(AffineCoupling(net, scale_fn=config.coupling_scale_fn))
         if i < config.num_couplings - 1:
             layers.append(Reverse(dim))
@@ -155,15 +173,20 @@ def build_augmented(config: Toy2DConfig, rngs: nnx.Rngs) -> Flow:
 
 
 def build_model(config: Toy2DConfig) -> Flow:
-    """The model named by ``config.model`` for ``config.dataset``, weights from ``config.seed``."""
+    """The model named by ``config.model`` for ``config.dataset``, weights from ``config.seed``.
+
+    The MLPs get the reference code's (PyTorch's) default init, :func:`reference_init`.
+    """
     rngs = nnx.Rngs(config.seed)
     if config.model == "baseline":
-        return build_baseline(config, rngs)
-    if config.model == "augmented":
-        return build_augmented(config, rngs)
-    if config.dataset == "checkerboard":
-        return build_antisymmetric_absflow(config, rngs)
-    return build_symmetric_absflow(config, rngs)
+        model = build_baseline(config, rngs)
+    elif config.model == "augmented":
+        model = build_augmented(config, rngs)
+    elif config.dataset == "checkerboard":
+        model = build_antisymmetric_absflow(config, rngs)
+    else:
+        model = build_symmetric_absflow(config, rngs)
+    return reference_init(model, jax.random.fold_in(jax.random.key(config.seed), 1))
 
 
 def num_parameters(model: nnx.Module) -> int:
