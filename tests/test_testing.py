@@ -200,6 +200,12 @@ class TracerDependent(ElementwiseAffine):
         return z + (1.0 if isinstance(z, jax.core.Tracer) else 0.0), v
 
 
+class ClaimsExact(GenerativeAbs):
+    """A generative surjection that claims an exact V (a Flow would then call its ELBO exact)."""
+
+    exact = True
+
+
 WRONG = [
     ("log_det", lambda: WrongSign(4, key=KEY), X, {"log_det"}),
     ("round_trip", lambda: NotInverse(4, key=KEY), X, {"round_trip"}),
@@ -215,6 +221,7 @@ WRONG = [
     ("shapes", lambda: Mutates(4, key=KEY), X, None),
     ("deterministic", lambda: KeyDependentBijection(4, key=KEY), X, None),
     ("jit", lambda: TracerDependent(4, key=KEY), X, None),
+    ("shapes", lambda: ClaimsExact(4), jnp.abs(X), {"shapes"}),
 ]
 
 

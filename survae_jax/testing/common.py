@@ -37,9 +37,16 @@ def _snapshot(t):
 def prop_shapes(b: Bound) -> None:
     """``V`` is ``(B,)``, floating, finite, in the input's dtype; ``inverse`` gives the data shape.
 
-    Also checks purity: ``forward`` and ``inverse`` leave the module's state unchanged.
+    Also checks purity (``forward`` and ``inverse`` leave the module's state unchanged) and
+    the kind flags (``exact`` exactly when ``forward`` is deterministic).
     """
     t, x = b.transform, b.x
+    stochastic = bool(t.stochastic_forward)
+    if bool(t.exact) == stochastic:
+        raise AssertionError(
+            f"flags disagree: exact={t.exact} with stochastic_forward={t.stochastic_forward} "
+            "(V is exact iff forward is deterministic: bijections and inference surjections)."
+        )
     before = _snapshot(t)
     z, v = _fwd(t, x, b.key, b.context)
     if tuple(v.shape) != (x.shape[0],):
