@@ -1,17 +1,15 @@
 """Figures of 2-D models: the density on a grid beside the data (as the paper's Fig. 8), samples.
 
-Matplotlib with the non-interactive Agg backend: figures are written to files, never shown.
+Figures are built with matplotlib's object-oriented ``Figure`` (no ``pyplot``, no global backend
+switch, so importing this module changes nothing for a notebook) and written to PNG files.
 """
 
 from __future__ import annotations
 
 import os
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]
 DEFAULT_BOUNDS: Bounds = ((-4.0, 4.0), (-4.0, 4.0))
@@ -72,7 +70,8 @@ def plot_density(
     if size * size != log_density.size:
         raise ValueError(f"plot_density: expected size*size grid values, got {log_density.size}.")
     density = np.exp(np.asarray(log_density, np.float64)).reshape(size, size)
-    fig, axes = plt.subplots(1, 2, figsize=(8, 4), dpi=100)
+    fig = Figure(figsize=(8, 4), dpi=100)
+    axes = fig.subplots(1, 2)
     _hist(axes[0], np.asarray(data), bounds, bins)
     _style(axes[0], "data", bounds)
     axes[1].imshow(
@@ -83,7 +82,6 @@ def plot_density(
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
@@ -94,12 +92,12 @@ def plot_samples(
     samples = np.asarray(samples)
     if samples.ndim != 2 or samples.shape[1] != 2:
         raise ValueError(f"plot_samples: expected samples of shape (N, 2), got {samples.shape}.")
-    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    fig = Figure(figsize=(4, 4), dpi=100)
+    ax = fig.subplots()
     finite = samples[np.all(np.isfinite(samples), axis=1)]
     _hist(ax, finite, bounds, bins)
     _style(ax, title, bounds)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path

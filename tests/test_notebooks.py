@@ -1,0 +1,20 @@
+"""The tutorial notebooks run from top to bottom (with a tiny step count)."""
+
+import os
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = os.path.join(os.path.dirname(__file__), os.pardir, "notebooks")
+
+
+@pytest.mark.slow
+def test_toy2d_absflow_notebook_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("SURVAE_NOTEBOOK_STEPS", "20")
+    monkeypatch.setenv("SURVAE_NOTEBOOK_OUT", str(tmp_path))
+    nb = nbformat.read(os.path.join(NOTEBOOKS, "toy2d_absflow.ipynb"), as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert (tmp_path / "absflow_density.png").exists() and (tmp_path / "absflow_samples.png").exists()
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "test:" in outputs and "nats" in outputs
