@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Sequence
 
 import jax
@@ -139,7 +140,12 @@ def initialize_actnorm(flow_or_transforms, x: Array, *, key: Array | None = None
       context: passed to every layer, as in ``Flow.forward``.
 
     Returns:
-      ``flow_or_transforms``, initialised.
+      ``flow_or_transforms``, initialised. An object without any ``ActNorm`` (any module) is
+      returned unchanged, so a training loop can call this on every model.
+
+    Warns:
+      UserWarning: some ActNorm inside the object is off the data path (e.g. in a VAE encoder)
+        and was left uninitialised.
 
     Raises:
       ValueError: called on traced values (inside ``jit``/``vmap``), or a layer's own checks.
@@ -149,6 +155,32 @@ def initialize_actnorm(flow_or_transforms, x: Array, *, key: Array | None = None
     """
     if isinstance(x, jax.core.Tracer):
         raise ValueError("initialize_actnorm: run it once outside jit/vmap, on a concrete batch.")
+    if not _actnorms(flow_or_transforms):
+        return flow_or_transforms  # nothing to initialise (any module, e.g. a model without ActNorm)
+    _walk(flow_or_transforms, x, key, context)
+    left = [a for a in _actnorms(flow_or_transforms) if not bool(a.initialized[...])]
+    if left:
+        warnings.warn(
+            f"initialize_actnorm: {len(left)} ActNorm layer(s) off the data path (inside another "
+            "layer's net or distribution) were not reached and stay the identity; initialise them "
+            "with ActNorm.initialize(batch) on the batch they see.",
+            stacklevel=2,
+        )
+    return flow_or_transforms
+
+
+def _actnorms(obj) -> list[ActNorm]:
+    """Every ActNorm inside ``obj`` (a module, or a sequence of modules)."""
+    roots = list(obj) if isinstance(obj, (list, tuple)) else [obj]
+    found = []
+    for root in roots:
+        if isinstance(root, nnx.Module):
+            found += [m for _, m in nnx.iter_graph(root) if isinstance(m, ActNorm)]
+    return found
+
+
+def _walk(flow_or_transforms, x, key, context) -> None:
+    """Push ``x`` through the chain (X -> Z), initialising each uninitialised ActNorm met."""
     transforms, base = _chain(flow_or_transforms)
     if hasattr(flow_or_transforms, "_context"):  # ConditionalFlow embeds the context first
         context = flow_or_transforms._context(context)
@@ -158,5 +190,4 @@ def initialize_actnorm(flow_or_transforms, x: Array, *, key: Array | None = None
             t.initialize(x)
         x, _ = t.forward(x, key=keys[i], context=context)
     if base is not None and hasattr(base, "transforms") and hasattr(base, "base"):
-        initialize_actnorm(base, x, key=None if key is None else keys[-1], context=context)
-    return flow_or_transforms
+        _walk(base, x, None if key is None else keys[-1], context)

@@ -134,3 +134,29 @@ def test_float64_outputs_with_float32_params():
         z, v = a.forward(x)
         assert z.dtype == jnp.float64 and v.dtype == jnp.float64
         assert a.inverse(z).dtype == jnp.float64
+
+
+def test_model_without_actnorm_is_returned_unchanged():
+    m = Flow(StandardNormal((2,)), [Reverse(2)])
+    assert initialize_actnorm(m, jnp.ones((4, 2))) is m
+    assert initialize_actnorm(MLP(2, 2, rngs=nnx.Rngs(0)), jnp.ones((4, 2))) is not None
+
+
+def test_actnorm_off_the_data_path_warns():
+    from survae_jax.transforms.base import Bijection
+
+    class Wrapper(Bijection):
+        def __init__(self):
+            self.inner = ActNorm(2)
+
+        def forward(self, x, *, key=None, context=None):
+            return self.inner.forward(x)
+
+        def inverse(self, z, *, key=None, context=None):
+            return self.inner.inverse(z)
+
+    flow = Flow(StandardNormal((2,)), [ActNorm(2), Wrapper()])
+    with pytest.warns(UserWarning, match="1 ActNorm layer"):
+        initialize_actnorm(flow, _data(jax.random.key(0), (16, 2)))
+    assert bool(flow.transforms[0].initialized[...])
+    assert not bool(flow.transforms[1].inner.initialized[...])
