@@ -86,7 +86,8 @@ class _AbsBase:
         if self.classifier is None:
             n = math.prod(bits.shape[1:])
             return jnp.full((bits.shape[0],), -n * _LOG2, dtype)
-        return self.classifier.log_prob(bits, context=context).astype(dtype)
+        lp = self.classifier.log_prob(bits, context=context)
+        return lp.astype(jnp.result_type(lp.dtype, dtype))  # promote, never downcast
 
     def _draw_bits(self, key: Array, shape, context: Array) -> Array:
         """Sign bits of ``shape`` ``(B, ..., F)``: fair coins by default, else the classifier's."""
@@ -107,7 +108,7 @@ class AbsSurjection(_AbsBase, InferenceSurjection):
     Directions (``forward`` = inference X -> Z, the table's "Inverse" column):
 
     - forward: ``s = sign(x)`` (``sign(0) = +1``), ``z = |x|`` on the chosen elements, the others
-      copied; deterministic.
+      copied (Eq. 19); deterministic.
     - inverse: ``s ~ p(s|z)``, ``x = s * z`` (Eq. 18); needs ``key``. ``z`` must be ``>= 0`` on
       the abs'd elements (it is, when it comes from ``forward``).
     - V = ``log p(s|z)`` (Eq. 22), exact. Default ``p(s|z) = 1/2`` per element, so
@@ -156,6 +157,7 @@ class GenerativeAbsSurjection(_AbsBase, GenerativeSurjection):
     Directions (``forward`` = inference X -> Z, the table's "Inverse" column):
 
     - forward: ``s ~ q(s|x)``, ``z = s * x`` on the chosen elements (Eq. 14); needs ``key``.
+      The other elements are copied.
       ``x`` must be ``>= 0`` there (the data of a generative abs are absolute values).
     - inverse: ``x = |z|`` on the chosen elements (Eq. 13); deterministic.
     - V = ``-log q(s|x)`` (Eq. 17), a one-sample bound term: the flow's ``log_prob`` is an ELBO

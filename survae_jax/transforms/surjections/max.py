@@ -117,7 +117,8 @@ class _MaxBase:
         if self.classifier is None:
             n = math.prod(k.shape[1:])
             return jnp.full((k.shape[0],), -n * math.log(self.size), dtype)
-        return self.classifier.log_prob(k, context=context).astype(dtype)
+        lp = self.classifier.log_prob(k, context=context)
+        return lp.astype(jnp.result_type(lp.dtype, dtype))  # promote, never downcast
 
     def _draw_k(self, key: Array, shape, context: Array) -> Array:
         """Argmax indices ``(B, ...)`` (the axis dropped): uniform, or from the classifier."""
@@ -153,7 +154,8 @@ class MaxSurjection(_MaxBase, InferenceSurjection):
 
     Directions (``forward`` = inference X -> Z, the table's "Inverse" column):
 
-    - forward: ``k = argmax x`` (first index on ties), ``z = max x = x_k``; deterministic.
+    - forward: ``k = argmax x`` (first index on ties), ``z = max x = x_k`` (Eq. 29);
+      deterministic.
     - inverse: ``k ~ p(k|z)``, ``x_k = z``, ``x_j = z - e_j`` with ``e_j ~ HalfNormal(scale)``
       for ``j != k`` (Eq. 28); needs ``key``. ``max(inverse(z)) == z`` exactly.
     - V = ``log p(k|z) + log p(x_-k|z, k)`` (Eq. 32), exact, with
