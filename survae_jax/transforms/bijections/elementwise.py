@@ -57,7 +57,7 @@ class Sigmoid(_Elementwise):
     finite ``x`` (about ``-|x|`` for large ``|x|``).
 
     Saturation: in float32 ``sigmoid(x)`` rounds to exactly 1 for ``x`` above about 17 (and
-    to 0 below about -104), so the round trip is lost there (the inverse gives ``+-inf``)
+    underflows to 0 below about -88, where XLA flushes subnormals), so the round trip is lost there (the inverse gives ``+-inf``)
     although V stays finite. Inverse at the edges: ``z = 0 -> -inf``, ``z = 1 -> +inf`` (a log
     of zero, no NaN); ``z`` outside ``[0, 1]`` gives NaN (a log of a negative number).
 
@@ -124,7 +124,8 @@ class Softplus(_Elementwise):
     Forward (X -> Z): ``z = softplus(x) = log(1 + e^x)``. Inverse: ``x = z + log(1 - e^{-z})``.
     V = ``sum log sigmoid(x) = -sum softplus(-x)`` nats, finite for all finite ``x``.
 
-    Saturation: for very negative ``x`` (below about -88 in float32) ``z`` underflows to 0 and
+    Saturation: for very negative ``x`` (below about -88 in float32, -104 where subnormals are
+    kept) ``z`` underflows to 0 and
     the inverse gives ``-inf``; V stays finite (about ``x``). Inverse of ``z <= 0`` is outside the
     range: ``z = 0 -> -inf``, ``z < 0 -> NaN``.
 
