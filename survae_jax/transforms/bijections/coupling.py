@@ -57,6 +57,11 @@ class Coupling(Bijection):
     points ``(B, N, 2)``       1 (points)  ``(B, n, 2)``     ``(B, m, 2 * P)``
     =========================  ==========  ================  ======================================
 
+    On the point axis the net maps ``n`` points to ``m`` points (``n == m`` for even ``N``): a
+    Transformer with one output per input point, or a per-point ``MLP(2, 2 * P)``. The net's
+    output is cast to the input's dtype. A conditional net gets ``context`` as it was passed
+    to ``forward``/``inverse`` (``MLP`` and ``DenseNet`` concatenate it on the last axis).
+
     Args:
       net: a callable (an ``nnx.Module``) as above, e.g. ``MLP(1, 2, rngs=rngs)`` for an affine
         coupling on 2-D data.
