@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Iterable
 
 from survae_jax.testing import common, properties
@@ -37,12 +38,15 @@ def kind_of(transform) -> str:
 def not_applicable(transform) -> dict[str, str]:
     """``{property: reason}`` for the properties the layer's kind does not owe."""
     kind = kind_of(transform)
+    a_kind = {"inference surjection": "an inference surjection", "stochastic": "a stochastic layer"}.get(
+        kind, f"a {kind}"
+    )
     out = {}
     if kind != "bijection":
-        out["round_trip"] = f"a {kind} is not invertible; right_inverse checks its fibre instead"
-        out["log_det"] = f"a {kind} has no Jacobian determinant; V is checked by quadrature/bounds"
+        out["round_trip"] = f"{a_kind} is not invertible; right_inverse checks its fibre instead"
+        out["log_det"] = f"{a_kind} has no Jacobian determinant; V is checked by quadrature/bounds"
     if kind not in ("generative surjection", "inference surjection"):
-        out["right_inverse"] = f"applies to surjections, not to a {kind}"
+        out["right_inverse"] = f"applies to surjections, not to {a_kind}"
     if kind == "stochastic":
         out["deterministic"] = "both directions are stochastic"
     if kind == "bijection":
@@ -159,7 +163,7 @@ def _single(prop: str, doc: str):
     return check
 
 
-_DOCS = {p: (_PROPERTY_FUNCTIONS[p].__doc__ or "").strip() for p in PROPERTIES}
+_DOCS = {p: inspect.cleandoc(_PROPERTY_FUNCTIONS[p].__doc__ or "") for p in PROPERTIES}
 check_shapes = _single("shapes", _DOCS["shapes"])
 check_round_trip = _single("round_trip", _DOCS["round_trip"])
 check_log_det = _single("log_det", _DOCS["log_det"])

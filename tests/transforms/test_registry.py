@@ -63,11 +63,23 @@ def test_case_names_unique():
     assert not dupes, f"duplicate case names (test ids would clash): {dupes}"
 
 
+_BOUND = {}
+
+
+def _bound(case: TransformCase):
+    """The case's layer and inputs, built once per process: the checks never mutate a layer
+    (``shapes`` checks that), so the properties of one case share it and building nets (the
+    slow part of a small case) happens once, not once per property."""
+    if case.name not in _BOUND:
+        _BOUND[case.name] = bind(case)
+    return _BOUND[case.name]
+
+
 @pytest.mark.parametrize(("case", "prop"), PARAMS)
 def test_property(case, prop):
     if prop in case.skip:
         pytest.skip(f"case skips it: {case.skip[prop]}")
-    bound = bind(case)
+    bound = _bound(case)
     reason = not_applicable(bound.transform).get(prop)
     if reason is not None:
         pytest.skip(f"not applicable: {reason}")
