@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 
 from survae_jax.cli import PAPER_NATS
@@ -35,6 +36,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=10_000)
     ap.add_argument("--augmented", action="store_true", help="also the augmented flow on every dataset")
     ap.add_argument("--only", nargs="*", default=None, help="run names to (re)run")
+    ap.add_argument("--seeds", nargs="*", type=int, default=[0], help="seeds to run (default 0)")
+    ap.add_argument("--datasets", nargs="*", default=None, help="datasets to run (default all)")
     ap.add_argument("--runs", default=os.path.join("runs", "full"))
     ap.add_argument("--results", default="results")
     args = ap.parse_args(argv)
@@ -42,26 +45,42 @@ def main(argv=None) -> int:
     runs = list(RUNS)
     if args.augmented:
         runs += [(d, "augmented", None) for d in PAPER_NATS]
+    for seed in args.seeds:
+        for dataset, model, range_flow in runs:
+            if args.datasets and dataset not in args.datasets:
+                continue
+            config = exp.config_cls(dataset=dataset, model=model, range_flow=range_flow, steps=args.steps, seed=seed)
+            name = exp.run_name(config)
+            run_dir = os.path.join(args.runs, name)
+            if (args.only is None or name in args.only) and not os.path.exists(os.path.join(run_dir, "metrics.json")):
+                print(f"== {name}", flush=True)
+                resume = os.path.exists(os.path.join(run_dir, "config.json"))
+                run_experiment(exp, config, run_dir, resume=resume, progress=False)
     rows = []
     for dataset, model, range_flow in runs:
+        per_seed = []
+        for seed in range(100):
+            config = exp.config_cls(dataset=dataset, model=model, range_flow=range_flow, steps=args.steps, seed=seed)
+            path = os.path.join(args.runs, exp.run_name(config), "metrics.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    per_seed.append((seed, json.load(f)))
+        if not per_seed or per_seed[0][0] != 0:
+            continue
         config = exp.config_cls(dataset=dataset, model=model, range_flow=range_flow, steps=args.steps)
         name = exp.run_name(config)
-        run_dir = os.path.join(args.runs, name)
-        metrics_path = os.path.join(run_dir, "metrics.json")
-        if (args.only is None or name in args.only) and not os.path.exists(metrics_path):
-            print(f"== {name}", flush=True)
-            resume = os.path.exists(os.path.join(run_dir, "config.json"))
-            run_experiment(exp, config, run_dir, resume=resume, progress=False)
-        if not os.path.exists(metrics_path):
-            continue
-        with open(metrics_path) as f:
-            m = json.load(f)
         fig_dir = os.path.join(args.results, "toy2d")
         os.makedirs(fig_dir, exist_ok=True)
-        shutil.copy(os.path.join(run_dir, "density.png"), os.path.join(fig_dir, f"{name}_density.png"))
+        shutil.copy(os.path.join(args.runs, name, "density.png"), os.path.join(fig_dir, f"{name}_density.png"))
         paper = PAPER_EXTRA.get((dataset, model, range_flow), PAPER_NATS[dataset].get(model))
-        rows.append((dataset, model, range_flow or config.abs_range_flow if model == "absflow" else "",
-                     config.coupling_scale_fn, m, paper, name))
+        if model != "absflow":
+            label = ""
+        elif dataset == "checkerboard":
+            label = "anti-symmetric: learned sign, uniform base"
+        else:
+            label = config.abs_range_flow
+        rows.append((dataset, model, label,
+                     config.coupling_scale_fn, per_seed, paper, name))
     write_table(rows, os.path.join(args.results, "toy2d.md"), args.steps)
     return 0
 
@@ -75,15 +94,21 @@ def write_table(rows, path, steps) -> None:
         "`absflow` on checkerboard is the anti-symmetric AbsFlow (learned sign, uniform base); "
         "on the other datasets the symmetric one. Augmented flows report a one-sample ELBO.",
         "",
-        "| dataset | model | range flow | scale fn | params | train nats | test nats | paper | diff | steps/s (wall) | steps/s (CPU time) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | model | range flow | scale fn | params | train nats | test nats (seed 0) | paper | diff | "
+        "test nats, all seeds: mean +- std (n) | steps/s (wall) | steps/s (CPU time) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for dataset, model, rf, sf, m, paper, name in rows:
+    for dataset, model, rf, sf, per_seed, paper, name in rows:
+        m = per_seed[0][1]
         diff = f"{m['test_nats'] - paper:+.3f}" if paper else ""
         cps = m["step"] / m["cpu_time_s"] if m.get("cpu_time_s") else float("nan")
+        tests = [x["test_nats"] for _, x in per_seed]
+        spread = (f"{sum(tests) / len(tests):.3f} +- {statistics.pstdev(tests):.3f} ({len(tests)})"
+                  if len(tests) > 1 else "")
         lines.append(
             f"| {dataset} | {model} | {rf} | {sf} | {m.get('num_parameters', '')} | {m['train_nats']:.3f} | "
-            f"{m['test_nats']:.3f} | {paper if paper else ''} | {diff} | {m['steps_per_second']:.0f} | {cps:.0f} |"
+            f"{m['test_nats']:.3f} | {paper if paper else ''} | {diff} | {spread} | "
+            f"{m['steps_per_second']:.0f} | {cps:.0f} |"
         )
     lines += ["", "Density figures (data left, model right): `results/toy2d/<run>_density.png`.", ""]
     with open(path, "w") as f:

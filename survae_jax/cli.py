@@ -147,7 +147,7 @@ def _cmd_demo(args) -> int:
     print(f"{'model':<10} {'test nats':>10} {'paper':>7} {'steps/s':>8}  figures")
     for model, out, run_dir in rows:
         ref = paper.get(model)
-        print(f"{model:<10} {out['test_nats']:>10.3f} {ref if ref else '':>7} "
+        print(f"{model:<10} {out['test_nats']:>10.3f} {f'{ref:.2f}' if ref else '':>7} "
               f"{out['steps_per_second']:>8.0f}  {os.path.join(run_dir, 'density.png')}")
     return 0
 

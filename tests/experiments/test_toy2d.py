@@ -1,0 +1,66 @@
+"""The 2-D models of Appendix I.1: parameter counts, the maths of the two AbsFlows, registry."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from survae_jax.experiments import get_experiment
+from survae_jax.experiments.toy2d import MODELS, Toy2DConfig, build_model, num_parameters
+
+X = jnp.array([[1.5, -2.5], [-0.7, 3.1], [2.2, 0.4], [-3.3, -1.2]])
+
+
+def test_parameter_counts():
+    base = num_parameters(build_model(Toy2DConfig(dataset="corners", model="baseline")))
+    assert base == 4 * ((1 * 200 + 200) + (200 * 100 + 100) + (100 * 2 + 2))  # 82,808
+    assert num_parameters(build_model(Toy2DConfig(dataset="corners", model="absflow"))) == base
+    anti = num_parameters(build_model(Toy2DConfig(dataset="checkerboard", model="absflow")))
+    assert anti == (2 * 200 + 200) + (200 * 100 + 100) + (100 + 1)
+    assert 0.2 < anti / base < 0.3  # "~1/4 the number of parameters"
+
+
+@pytest.mark.parametrize("dataset", ["corners", "eight_gaussians", "four_circles"])
+def test_symmetric_absflow_is_symmetric(dataset):
+    model = build_model(Toy2DConfig(dataset=dataset, model="absflow"))
+    lp = model.log_prob(X)
+    for flip in ([-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]):
+        np.testing.assert_allclose(model.log_prob(X * jnp.array(flip)), lp, rtol=1e-5)
+    assert model.exact
+
+
+def test_antisymmetric_absflow_maths():
+    model = build_model(Toy2DConfig(dataset="checkerboard", model="absflow"))
+    abs_layer = model.transforms[0]
+    z = X.at[:, 0].set(jnp.abs(X[:, 0]))
+    logits = abs_layer.classifier.logits(z)[:, 0]
+    p_pos = jax.nn.sigmoid(logits)
+    expected = math.log(1 / 32) + jnp.log(jnp.where(X[:, 0] >= 0, p_pos, 1 - p_pos))
+    np.testing.assert_allclose(model.log_prob(X), expected, rtol=1e-5)
+    assert np.all(np.isneginf(np.asarray(model.log_prob(jnp.array([[0.5, 4.5]])))))  # outside the square
+    s = model.sample(jax.random.key(0), 2000)
+    assert np.all(np.abs(np.asarray(s)) <= 4.0)
+
+
+def test_augmented_flow_is_a_bound():
+    model = build_model(Toy2DConfig(dataset="corners", model="augmented"))
+    assert not model.exact
+    a = model.log_prob(X, key=jax.random.key(0))
+    b = model.log_prob(X, key=jax.random.key(1))
+    assert a.shape == (4,) and not np.allclose(a, b)
+    assert model.sample(jax.random.key(0), 5).shape == (5, 2)
+
+
+def test_registry_and_config():
+    exp = get_experiment("toy2d")
+    cfg = Toy2DConfig(dataset="four_circles", model="absflow", range_flow="logit")
+    assert exp.config_from_dict({"experiment": "toy2d", **{**cfg.__dict__, "hidden": [200, 100]}}) == cfg
+    assert cfg.coupling_scale_fn == "softplus" and Toy2DConfig().coupling_scale_fn == "exp"
+    assert Toy2DConfig(dataset="eight_gaussians").abs_range_flow == "softplus"
+    assert set(MODELS) == {"baseline", "absflow", "augmented"}
+    with pytest.raises(ValueError, match="unknown model"):
+        Toy2DConfig(model="glow")
+    with pytest.raises(ValueError, match="unknown experiment"):
+        get_experiment("cifar")
