@@ -114,9 +114,12 @@ def nll_loss(model: nnx.Module, batch: Array, key: Array) -> Array:
 
 
 def _auto_init(model, batch, key):
+    """``initialize_actnorm`` when the model holds an ActNorm (else nothing: no eager pass)."""
     try:
-        from survae_jax.transforms.bijections.actnorm import initialize_actnorm
+        from survae_jax.transforms.bijections.actnorm import ActNorm, initialize_actnorm
     except ImportError:
+        return model
+    if not any(isinstance(m, ActNorm) for _, m in nnx.iter_graph(model)):
         return model
     out = initialize_actnorm(model, batch, key=key)
     return model if out is None else out
@@ -193,7 +196,8 @@ def train(
       resume: continue from the latest checkpoint in ``checkpoint_dir`` (a fresh start if none).
       init_fn: data-dependent init ``init_fn(model, batch, key) -> model | None``, called once on
         ``init_batch_size`` examples before the first step of a fresh run, never on resume;
-        ``"auto"`` runs ``initialize_actnorm`` (a no-op without ActNorm layers); ``None``: none.
+        ``"auto"`` runs ``initialize_actnorm(model, batch, key=key)`` when the model holds an
+        ``ActNorm`` (for data that is an array); ``None``: none.
       callback: ``callback(step, block_mean_nats)`` after each block (raise inside to stop).
 
     Raises:
@@ -231,6 +235,12 @@ def train(
     state = jax.tree.map(jnp.array, (params, rest, opt_state))
     epoch_perm = jax.jit(_epoch_perm, static_argnums=2)
     perm_epoch, perm = start // per_epoch, epoch_perm(data_key, start // per_epoch, n)
+
+    if start >= cfg.steps:  # a finished run: nothing to compile or do
+        nnx.update(model, *state[:2])
+        hist = np.asarray(history, np.float64).reshape(-1, 2)
+        return TrainResult(model, start, _last_epoch_mean(hist, per_epoch), hist, 0.0, 0.0, 0.0,
+                           float("nan"), start)
 
     t0 = time.perf_counter()
     block = jax.jit(

@@ -64,6 +64,10 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     np.testing.assert_array_equal(full.history, resumed.history)
     assert list_checkpoints(str(tmp_path / "b")) == [36, 40]  # keep_checkpoints=2
+    again = train(tiny_flow(), data, config=CFG, checkpoint_dir=str(tmp_path / "b"), resume=True)
+    assert again.step == 40 and np.isnan(again.steps_per_second)  # finished: nothing to do
+    for a, b in zip(params_of(full.model), params_of(again.model)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 @pytest.mark.slow

@@ -91,6 +91,10 @@ class Experiment:
         """Default: mean negative log-likelihood (or negative ELBO) in nats."""
         return nll_loss
 
+    def init_fn(self, config: Any) -> Callable | str | None:
+        """Data-dependent init for :func:`~survae_jax.train.train` (default ``"auto"``: ActNorm)."""
+        return "auto"
+
     def log_prob_fn(self, config: Any) -> Callable | None:
         """Per-example test log-likelihood ``fn(model, batch, key) -> (B,)``; default ``log_prob``."""
         return None

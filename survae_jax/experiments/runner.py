@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import platform
 import time
@@ -35,10 +36,21 @@ class RunError(RuntimeError):
     """A run folder that cannot be used: unwritable, already used, or not a run."""
 
 
+def _finite(obj):
+    """JSON has no NaN/inf: write them as ``null``."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def _write_json(path: str, obj: dict) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
+        json.dump(_finite(obj), f, indent=2, sort_keys=True)
         f.write("\n")
     os.replace(tmp, path)
 
@@ -103,7 +115,7 @@ def run_experiment(
     result = train(
         model, train_data, config=exp.train_config(config, progress=progress),
         optimizer=exp.optimizer(config), loss_fn=exp.loss_fn(config),
-        checkpoint_dir=ckpt_dir, resume=resume,
+        checkpoint_dir=ckpt_dir, resume=resume, init_fn=exp.init_fn(config),
     )
     key = jax.random.fold_in(jax.random.key(config.seed), 7)
     t_eval = time.perf_counter()
