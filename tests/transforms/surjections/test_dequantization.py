@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from survae_jax.distributions import ConditionalNormal, Distribution
+from survae_jax.distributions import ConditionalNormal, Distribution, StandardUniform
 from survae_jax.flow import ConditionalFlow
 from survae_jax.transforms.bijections.elementwise import Logit
 from survae_jax.transforms.surjections.dequantization import (
@@ -100,6 +100,13 @@ def test_variational_v_is_minus_log_q():
     u3 = z3 * 8 - x3
     want = -q.log_prob(u3, context=x3 / 8.0) - 2 * 3 * math.log(2.0)
     np.testing.assert_allclose(v3, want, rtol=1e-4)
+
+
+def test_variational_with_an_unconditional_uniform_encoder_is_uniform_dequantization():
+    x = jnp.array([[2, -1], [0, 4]], jnp.int32)
+    z, v = VariationalDequantization(StandardUniform((2,))).forward(x, key=jax.random.key(0))
+    np.testing.assert_array_equal(v, [0.0, 0.0])
+    np.testing.assert_array_equal(jnp.floor(z), x)
 
 
 def test_input_validation():

@@ -15,6 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from survae_jax.distributions import Distribution
+from survae_jax.flow import Flow
+from survae_jax.testing import integrate_density
 from survae_jax.transforms.surjections.relu import (
     GenerativeReLUSurjection,
     ReLUSurjection,
@@ -125,3 +128,31 @@ def test_relu_errors_and_float64():
         zg, vg = jax.jit(lambda t, x, k: t.forward(x, key=k))(GenerativeReLUSurjection(), z, jax.random.key(0))
     assert z.dtype == v.dtype == zg.dtype == vg.dtype == jnp.float64
     np.testing.assert_allclose(v, [_log_half_normal(1.0) + LOG_HALF_NORMAL_AT_0], rtol=1e-12)
+
+
+class _MixedBase(Distribution):
+    """Test-local 1-D base with a point mass P(z = 0) = 0.3 and density 0.7 * 2 N(z; 0, 1) on z > 0.
+
+    ``log_prob`` is the log-mass at 0 and the log-density elsewhere: what ``max(x, 0)`` makes of
+    a continuous x, and the base that an inference ReLU needs downstream.
+    """
+
+    def log_prob(self, x, *, context=None, key=None):
+        z = x[:, 0]
+        pos = math.log(0.7) + math.log(2.0) - 0.5 * math.log(2 * math.pi) - 0.5 * z**2
+        return jnp.where(z == 0, math.log(0.3), jnp.where(z > 0, pos, -jnp.inf))
+
+    def sample(self, key, num_samples=None, *, context=None):
+        raise NotImplementedError
+
+
+def test_relu_flow_integrates_to_one():
+    """p(x) = 0.3 * 2 N(x) on x < 0 (V = log p(x) on the fibre) + the base's density on x > 0:
+    the base's mass 0.3 at z = 0 is spread over the negative half-line by V, so the total is 1."""
+    with jax.enable_x64(True):
+        flow = Flow(_MixedBase(), [ReLUSurjection()])
+        assert flow.exact
+        mass = integrate_density(flow, -12.0, 12.0, num=20000, dtype=jnp.float64)
+        neg = integrate_density(flow, -12.0, 0.0, num=20000, dtype=jnp.float64)
+    assert abs(mass - 1.0) < 1e-3, mass
+    assert abs(neg - 0.3) < 1e-3, neg
