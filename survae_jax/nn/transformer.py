@@ -8,7 +8,8 @@ holds its own key, derived from the one given; the copy's forward is then a pure
 its state, the same on every call. The training step does ``with_dropout(model, k)`` with a
 fresh key ``k`` each step (inside its jitted loss), and evaluation uses the model as it is.
 The key is kept as raw ``uint32`` key data in a :class:`DropoutKey` variable (not an
-``nnx.Param``, so it is never trained); an empty array means "dropout off".
+``nnx.Param``, so it is never trained; zeros and unused while dropout is off), and a static
+flag ``dropout_on`` says whether to use it (so checkpoints hold a plain, non-empty array).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _attention(q: Array, k: Array, v: Array) -> Array:
 
 
 class DropoutKey(nnx.Variable):
-    """Raw key data ``uint32[2]`` of a Transformer's dropout, or ``uint32[0]`` when off."""
+    """Raw key data (``uint32[2]``) of a Transformer's dropout; read only when dropout is on."""
 
 
 class _Block(nnx.Module):
@@ -131,15 +132,15 @@ class Transformer(nnx.Module):
             d_model, self.out_features, rngs=rngs,
             **({"kernel_init": zeros, "bias_init": zeros} if zero_init_last else {}),
         )
-        self.dropout_key = DropoutKey(jnp.zeros((0,), jnp.uint32))
+        self.dropout_key = DropoutKey(jnp.zeros_like(jax.random.key_data(jax.random.key(0))))
+        self.dropout_on = False  # static: set only in the copies made by with_dropout
 
     def __call__(self, x: Array, context: Array | None = None) -> Array:
         n = self.num_points
         if x.ndim != 3 or x.shape[-1] != self.in_features or (n is not None and x.shape[1] != n):
             expected = f"(B, {n if n is not None else 'N'}, {self.in_features})"
             raise ValueError(f"Transformer: expected input of shape {expected}, got {tuple(x.shape)}.")
-        raw = self.dropout_key[...]
-        key = jax.random.wrap_key_data(raw) if raw.shape[0] else None
+        key = jax.random.wrap_key_data(self.dropout_key[...]) if self.dropout_on else None
         h = self.embed(x)
         if self.pos is not None:
             h = h + self.pos[...].astype(h.dtype)
@@ -167,8 +168,11 @@ def with_dropout(module: nnx.Module, key: Array | None) -> nnx.Module:
     i = 0
     for _, node in nnx.iter_graph(copy):
         if isinstance(node, Transformer):
-            raw = (jnp.zeros((0,), jnp.uint32) if key is None
-                   else jax.random.key_data(jax.random.fold_in(key, i)))
-            node.dropout_key.set_value(raw)
+            if key is None:
+                node.dropout_on = False
+                node.dropout_key.set_value(jnp.zeros_like(node.dropout_key[...]))
+            else:
+                node.dropout_on = True
+                node.dropout_key.set_value(jax.random.key_data(jax.random.fold_in(key, i)))
             i += 1
     return copy
