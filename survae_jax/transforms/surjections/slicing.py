@@ -52,6 +52,8 @@ class Slice(InferenceSurjection):
     normal ``N(0, I)`` independent of ``z``. Instead one can pass any distribution of this
     library (``StandardNormal``, ``ConditionalNormal(net)``, a ``Flow`` or ``ConditionalFlow``):
     a conditional one is called with ``context=z``, an unconditional one draws ``B`` samples.
+    ``V`` is exact only when the decoder's ``log_prob`` is (a flow with stochastic layers as the
+    decoder gives a one-sample bound of ``log p(x2|z)`` instead).
 
     Args:
       num_keep: how many entries along ``axis`` go to the latent (``>= 1``).
