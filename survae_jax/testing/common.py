@@ -72,16 +72,21 @@ def prop_shapes(b: Bound) -> None:
         raise AssertionError("forward/inverse changed the module's state (layers must be pure).")
 
 
+def _both(t, x, k, c):
+    """``forward`` then ``inverse`` of its output: ``(z, V, inverse(z))`` (one program under jit)."""
+    z, v = _fwd(t, x, k, c)
+    return z, v, _inv(t, z, k, c)
+
+
 def prop_jit(b: Bound) -> None:
     """``jax.jit`` of ``forward`` and ``inverse`` equals the eager call (same key)."""
     t, x, c, k = b.transform, b.x, b.context, b.key
     z, v = _fwd(t, x, k, c)
-    zj, vj = jax.jit(_fwd)(t, x, k, c)
+    zj, vj, xj = jax.jit(_both)(t, x, k, c)
     _assert_close("jit(forward) z vs eager", zj, z, b.case.rtol, b.case.atol)
     _assert_close("jit(forward) V vs eager", vj, v, b.case.rtol, b.case.atol)
-    _assert_close(
-        "jit(inverse) vs eager", jax.jit(_inv)(t, z, k, c), _inv(t, z, k, c), b.case.rtol, b.case.atol
-    )
+    # the inverse of the jitted z, so that both sides invert the same latent
+    _assert_close("jit(inverse) vs eager", xj, _inv(t, zj, k, c), b.case.rtol, b.case.atol)
 
 
 def prop_vmap(b: Bound) -> None:
@@ -92,18 +97,14 @@ def prop_vmap(b: Bound) -> None:
     """
     t, x, c, k = b.transform, b.x, b.context, b.key
 
-    def one_fwd(t, xi, ci):
-        zi, vi = _fwd(t, xi[None], k, _one(ci))
-        return zi[0], vi[0]
-
-    def one_inv(t, zi, ci):
-        return _inv(t, zi[None], k, _one(ci))[0]
+    def one(t, xi, zi, ci):  # forward of x[i] and inverse of the batch call's z[i]
+        z1, v1 = _fwd(t, xi[None], k, _one(ci))
+        return z1[0], v1[0], _inv(t, zi[None], k, _one(ci))[0]
 
     z, v = _fwd(t, x, k, c)
-    # jitted: an eager vmap dispatches op by op and is several times slower to run here
-    zs, vs = jax.jit(jax.vmap(one_fwd, in_axes=(None, 0, 0)))(t, x, c)
     xb = _inv(t, z, k, c)
-    xs = jax.jit(jax.vmap(one_inv, in_axes=(None, 0, 0)))(t, z, c)
+    # jitted: an eager vmap dispatches op by op and is several times slower to run here
+    zs, vs, xs = jax.jit(jax.vmap(one, in_axes=(None, 0, 0, 0)))(t, x, z, c)
     pairs = [("forward z", zs, z, t.stochastic_forward), ("forward V", vs, v, t.stochastic_forward),
              ("inverse", xs, xb, t.stochastic_inverse)]
     for what, got, want, stochastic in pairs:
@@ -150,8 +151,7 @@ def prop_float64(b: Bound) -> None:
     _, v32 = _fwd(t, x, k, c)
     with jax.enable_x64(True):
         t64, x64, c64 = to_float64(t), to_float64(x), to_float64(c)
-        z, v = jax.jit(_fwd)(t64, x64, k, c64)
-        x2 = jax.jit(_inv)(t64, z, k, c64)
+        z, v, x2 = jax.jit(_both)(t64, x64, k, c64)
     if v.dtype != jnp.float64:
         raise AssertionError(f"V is {v.dtype} with float64 input and parameters (silent downcast).")
     if _floating(z) and z.dtype != jnp.float64:

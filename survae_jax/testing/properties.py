@@ -89,8 +89,12 @@ def prop_log_det(b: Bound) -> None:
         def per_example(t, xi, ci):
             return jnp.linalg.slogdet(jax.jacfwd(flat_forward, argnums=1)(t, xi.reshape(-1), ci))
 
-        sign, log_det = jax.jit(jax.vmap(per_example, in_axes=(None, 0, 0)))(t, x, c)
-        _, v = _fwd(t, x, b.key, c)
+        @jax.jit
+        def run(t, x, c):
+            sign, log_det = jax.vmap(per_example, in_axes=(None, 0, 0))(t, x, c)
+            return sign, log_det, _fwd(t, x, b.key, c)[1]
+
+        sign, log_det, v = run(t, x, c)
     if v.dtype != jnp.float64:
         raise AssertionError(f"V is {v.dtype} for float64 input and parameters.")
     if np.any(np.asarray(sign) == 0):
