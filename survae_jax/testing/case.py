@@ -82,8 +82,9 @@ class TransformCase:
         last axis.
       bad_latent: the same for ``inverse``. Default: the forward output with one more entry on
         the last axis.
-      skip: properties that cannot apply, with the reason: ``{"log_det": "..."}`` or
-        ``(("log_det", "..."),)``.
+      skip: properties (names from :data:`PROPERTIES`) that cannot apply, with the reason:
+        ``{"log_det": "..."}`` or ``(("log_det", "..."),)``. A bare name without a reason, or an
+        unknown name, raises ``ValueError``.
       rtol, atol: tolerances of the float32 comparisons (round trip, jit against eager, vmap
         against the batch call).
       log_det_rtol, log_det_atol: tolerances of ``V`` against ``slogdet(jacfwd)`` in float64

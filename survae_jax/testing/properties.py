@@ -176,7 +176,9 @@ def prop_deterministic(b: Bound) -> None:
 def prop_key_required(b: Bound) -> None:
     """Each stochastic direction raises ``ValueError`` naming the layer on ``key=None``, and uses its key.
 
-    "Uses its key": 8 keys do not all give the same output.
+    "Uses its key": 8 keys do not all give the same output, so the case's input must exercise
+    the randomness (e.g. some negative inputs for an inference ReLU, whose inverse draws only
+    where z = 0).
     """
     t, x, c = b.transform, b.x, b.context
     cls = type(t).__name__
