@@ -263,6 +263,14 @@ def test_single_check_and_case_options():
     with pytest.raises(TypeError, match="give x"):
         check_transform(WrongSign(4, key=KEY))
     assert set(PROPERTIES) >= {"log_det", "right_inverse", "bad_input"}
+    with pytest.raises(ValueError, match="unknown property"):
+        check_transform(WrongSign(4, key=KEY), X, properties=["nope"])
+    # a subset runs only what was asked
+    assert check_transform(WrongSign(4, key=KEY), X, properties=["round_trip"]) == {"round_trip": "passed"}
+    # fail_fast stops at the first broken property (log_det comes before jit, vmap, ...)
+    with pytest.raises(PropertyError) as info:
+        check_transform(Float32Only(4, key=KEY), X, fail_fast=True)
+    assert info.value.properties == ("log_det",)
 
 
 def test_density_integrates_and_catches_a_wrong_log_det():
