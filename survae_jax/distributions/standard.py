@@ -12,6 +12,11 @@ from flax import nnx
 from survae_jax.distributions.base import Array, Distribution, sum_event
 
 
+def _float(dtype):
+    """``dtype``, or JAX's default float type (float64 under ``jax_enable_x64``) for ``None``."""
+    return jnp.result_type(float) if dtype is None else dtype
+
+
 class StandardNormal(Distribution):
     """Standard normal ``N(0, I)`` over ``(B, *event_shape)``; log-density in nats.
 
@@ -19,13 +24,14 @@ class StandardNormal(Distribution):
 
     Args:
       event_shape: e.g. ``(2,)`` for 2-D points, ``(H, W, C)`` for images.
-      dtype: dtype of samples (float32 by default; float64 under ``jax_enable_x64``).
+      dtype: dtype of samples; ``None`` (default) follows JAX's default float: float32, or
+        float64 under ``jax_enable_x64``, decided when sampling.
 
     Raises:
       ValueError: ``log_prob`` of a tensor whose shape is not ``(B, *event_shape)``.
     """
 
-    def __init__(self, event_shape: Sequence[int], dtype=jnp.float32):
+    def __init__(self, event_shape: Sequence[int], dtype=None):
         self.event_shape = tuple(int(s) for s in event_shape)
         self.dtype = dtype
 
@@ -36,7 +42,7 @@ class StandardNormal(Distribution):
 
     def sample(self, key, num_samples=None, *, context=None):
         n = self._num_samples(num_samples, None)
-        return jax.random.normal(key, (n, *self.event_shape), self.dtype)
+        return jax.random.normal(key, (n, *self.event_shape), _float(self.dtype))
 
 
 class StandardUniform(Distribution):
@@ -48,13 +54,13 @@ class StandardUniform(Distribution):
 
     Args:
       event_shape: the event shape, e.g. ``(2,)``.
-      dtype: dtype of samples.
+      dtype: dtype of samples; ``None`` follows JAX's default float (float64 under x64).
 
     Raises:
       ValueError: ``log_prob`` of a tensor whose shape is not ``(B, *event_shape)``.
     """
 
-    def __init__(self, event_shape: Sequence[int], dtype=jnp.float32):
+    def __init__(self, event_shape: Sequence[int], dtype=None):
         self.event_shape = tuple(int(s) for s in event_shape)
         self.dtype = dtype
 
@@ -65,7 +71,7 @@ class StandardUniform(Distribution):
 
     def sample(self, key, num_samples=None, *, context=None):
         n = self._num_samples(num_samples, None)
-        return jax.random.uniform(key, (n, *self.event_shape), self.dtype)
+        return jax.random.uniform(key, (n, *self.event_shape), _float(self.dtype))
 
 
 class DiagonalNormal(Distribution):
