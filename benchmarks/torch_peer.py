@@ -48,6 +48,9 @@ class TorchFlow(nn.Module):
 
 def make_torch_peer(data_np, batch_size=128):
     """Return ``run(steps) -> (steps/s wall, steps/s CPU)`` training the peer on ``data_np``."""
+    # One intra-op thread: with two, PyTorch's OpenMP workers spin against XLA's threads and the
+    # other processes of a shared 2-core machine and run 10-20x slower (measured here).
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     data = torch.from_numpy(data_np)
     model = TorchFlow()

@@ -82,7 +82,45 @@ def main(argv=None) -> int:
         rows.append((dataset, model, label,
                      config.coupling_scale_fn, per_seed, paper, name))
     write_table(rows, os.path.join(args.results, "toy2d.md"), args.steps)
+    overview(args.runs, os.path.join(args.results, "toy2d", "overview.png"), args.steps)
     return 0
+
+
+def overview(runs_dir, path, steps, size=200) -> None:
+    """One figure like the paper's Fig. 8: per dataset, the data, the baseline and the AbsFlow."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from survae_jax.experiments.runner import load_run
+    from survae_jax.plotting import grid_points
+    from survae_jax.train import evaluate
+
+    exp = get_experiment("toy2d")
+    datasets = list(PAPER_NATS)
+    fig = Figure(figsize=(9, 3 * len(datasets)), dpi=80)
+    axes = fig.subplots(len(datasets), 3)
+    grid = grid_points(size=size)
+    for i, dataset in enumerate(datasets):
+        config = exp.config_cls(dataset=dataset, steps=steps)
+        _, test = exp.load_data(config)
+        axes[i, 0].hist2d(test[:, 0], test[:, 1], bins=150, range=((-4, 4), (-4, 4)))
+        axes[i, 0].set_title(f"{dataset}: data")
+        for j, model in enumerate(("baseline", "absflow"), start=1):
+            run_dir = os.path.join(runs_dir, exp.run_name(exp.config_cls(dataset=dataset, model=model, steps=steps)))
+            with open(os.path.join(run_dir, "metrics.json")) as f:
+                nats = json.load(f)["test_nats"]
+            _, _, m, _ = load_run(run_dir)
+            dens = np.exp(evaluate(m, grid)).reshape(size, size)
+            axes[i, j].imshow(dens, origin="lower", extent=(-4, 4, -4, 4), vmin=0,
+                              vmax=float(np.quantile(dens, 0.995)))
+            axes[i, j].set_title(f"{model}: {nats:.3f} nats")
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_aspect("equal")
+    fig.tight_layout()
+    fig.savefig(path)
+    print(f"wrote {path}")
 
 
 def write_table(rows, path, steps) -> None:
