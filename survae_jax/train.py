@@ -38,6 +38,7 @@ import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
+from survae_jax.evaluation import evaluate, num_examples
 from survae_jax.checkpoint import (
     CheckpointError,
     checkpoint_path,
@@ -45,6 +46,8 @@ from survae_jax.checkpoint import (
     restore_checkpoint,
     save_checkpoint,
 )
+
+__all__ = ["TrainConfig", "TrainResult", "TrainingError", "evaluate", "nll_loss", "train"]
 
 Array = jax.Array
 LossFn = Callable[[nnx.Module, Any, Array], Array]
@@ -125,13 +128,6 @@ def _auto_init(model, batch, key):
     return model if out is None else out
 
 
-def _num_examples(data) -> int:
-    sizes = {int(x.shape[0]) for x in jax.tree.leaves(data)}
-    if len(sizes) != 1:
-        raise TrainingError(f"train: every data array needs the same first axis, got sizes {sorted(sizes)}.")
-    return sizes.pop()
-
-
 def _epoch_perm(data_key, epoch, n):
     return jax.random.permutation(jax.random.fold_in(data_key, epoch), n)
 
@@ -207,7 +203,10 @@ def train(
     """
     cfg = config
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
-    n = _num_examples(train_data)
+    try:
+        n = num_examples(train_data)
+    except ValueError as e:
+        raise TrainingError(f"train: {e}") from e
     if n < cfg.batch_size:
         raise TrainingError(f"train: {n} examples is fewer than one batch of {cfg.batch_size}.")
     per_epoch = n // cfg.batch_size
@@ -313,42 +312,3 @@ def _last_epoch_mean(hist: np.ndarray, per_epoch: int) -> float:
     steps = np.diff(np.concatenate([[0.0], hist[:, 0]]))
     last = hist[:, 0] > hist[-1, 0] - per_epoch
     return float(np.sum(hist[last, 1] * steps[last]) / np.sum(steps[last]))
-
-
-def evaluate(
-    model: nnx.Module,
-    data: Any,
-    *,
-    batch_size: int = 8192,
-    key: Array | None = None,
-    log_prob_fn: Callable[[nnx.Module, Any, Array], Array] | None = None,
-) -> np.ndarray:
-    """Per-example log-likelihood ``(N,)`` in nats of ``data`` (``(N, ...)`` or a pytree).
-
-    One jitted program maps over batches of ``batch_size`` (the data is zero-padded to a
-    multiple; padded rows are dropped). ``log_prob_fn(model, batch, key) -> (B,)`` defaults to
-    ``model.log_prob(batch, key=key)`` (a one-sample ELBO for inexact flows: pass a function
-    that calls ``model.iwbo`` for a tighter bound). Batch ``i`` gets ``fold_in(key, i)``.
-    The test nats of the paper are ``-mean`` of this (:func:`survae_jax.metrics.nats`).
-    """
-    fn = log_prob_fn or (lambda m, b, k: m.log_prob(b, key=k))
-    n = _num_examples(data)
-    bs = min(int(batch_size), n)
-    nb = -(-n // bs)
-    pad = nb * bs - n
-    key = jax.random.key(0) if key is None else key
-
-    def chunked(a):
-        a = jnp.asarray(a)
-        a = jnp.concatenate([a, jnp.zeros((pad, *a.shape[1:]), a.dtype)]) if pad else a
-        return a.reshape(nb, bs, *a.shape[1:])
-
-    @jax.jit
-    def run(m, d, k):
-        def one(args):
-            i, b = args
-            return fn(m, b, jax.random.fold_in(k, i))
-        return jax.lax.map(one, (jnp.arange(nb), d)).reshape(-1)
-
-    out = run(model, jax.tree.map(chunked, data), key)
-    return np.asarray(out)[:n]
