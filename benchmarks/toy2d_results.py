@@ -88,6 +88,7 @@ def main(argv=None) -> int:
 
 def overview(runs_dir, path, steps, size=200) -> None:
     """One figure like the paper's Fig. 8: per dataset, the data, the baseline and the AbsFlow."""
+    import jax
     import numpy as np
     from matplotlib.figure import Figure
 
@@ -97,23 +98,30 @@ def overview(runs_dir, path, steps, size=200) -> None:
 
     exp = get_experiment("toy2d")
     datasets = list(PAPER_NATS)
-    fig = Figure(figsize=(9, 3 * len(datasets)), dpi=80)
-    axes = fig.subplots(len(datasets), 3)
+    models = ["baseline", "absflow"]
+    aug = exp.config_cls(dataset=datasets[0], model="augmented", steps=steps)
+    if os.path.exists(os.path.join(runs_dir, exp.run_name(aug), "metrics.json")):
+        models.append("augmented")
+    fig = Figure(figsize=(3 * (len(models) + 1), 3 * len(datasets)), dpi=80)
+    axes = fig.subplots(len(datasets), len(models) + 1)
     grid = grid_points(size=size)
     for i, dataset in enumerate(datasets):
         config = exp.config_cls(dataset=dataset, steps=steps)
         _, test = exp.load_data(config)
         axes[i, 0].hist2d(test[:, 0], test[:, 1], bins=150, range=((-4, 4), (-4, 4)))
         axes[i, 0].set_title(f"{dataset}: data")
-        for j, model in enumerate(("baseline", "absflow"), start=1):
+        for j, model in enumerate(models, start=1):
             run_dir = os.path.join(runs_dir, exp.run_name(exp.config_cls(dataset=dataset, model=model, steps=steps)))
             with open(os.path.join(run_dir, "metrics.json")) as f:
                 nats = json.load(f)["test_nats"]
             _, _, m, _ = load_run(run_dir)
-            dens = np.exp(evaluate(m, grid)).reshape(size, size)
+            # Augmented flows: exp(IWBO with 64 samples), a lower bound of the density.
+            fn = None if m.exact else (lambda mm, b, k: mm.iwbo(b, key=k, num_samples=64, chunk_size=16))
+            dens = np.exp(evaluate(m, grid, key=jax.random.key(0), batch_size=4000, log_prob_fn=fn))
+            dens = dens.reshape(size, size)
             axes[i, j].imshow(dens, origin="lower", extent=(-4, 4, -4, 4), vmin=0,
                               vmax=float(np.quantile(dens, 0.995)))
-            axes[i, j].set_title(f"{model}: {nats:.3f} nats")
+            axes[i, j].set_title(f"{model}: {nats:.3f} nats" + (" (ELBO)" if model == "augmented" else ""))
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
