@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from survae_jax.evaluation import evaluate, num_examples
 from survae_jax.checkpoint import (
