@@ -60,13 +60,16 @@ def save_checkpoint(
       CheckpointError: the folder cannot be written.
     """
     leaves = jax.tree.leaves(tree)
+    # Orbax cannot store empty arrays: they are left out and taken from the template on restore.
     payload = {
         "leaves": {
             f"{i:05d}": np.asarray(jax.random.key_data(x) if _is_key(x) else x)
-            for i, x in enumerate(leaves)
+            for i, x in enumerate(leaves) if np.size(x) > 0 or _is_key(x)
         },
+        "num_leaves": np.asarray(len(leaves), np.int64),
         "step": np.asarray(step, np.int64),
-        "history": np.zeros((0, 2)) if history is None else np.asarray(history, np.float64),
+        "history": np.full((1, 2), np.nan) if history is None or len(history) == 0
+        else np.asarray(history, np.float64),
     }
     path = checkpoint_path(directory, step)
     try:
@@ -103,20 +106,26 @@ def restore_checkpoint(path: str, template: Any) -> tuple[Any, int, np.ndarray]:
         ckpt.close()
     except Exception as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e)[:300]}") from e
+    leaves, treedef = jax.tree.flatten(template)
     try:
-        stored = [payload["leaves"][k] for k in sorted(payload["leaves"])]
+        count = int(payload.get("num_leaves", len(payload["leaves"])))
+        stored = [payload["leaves"].get(f"{i:05d}") for i in range(count)]
         step = int(payload["step"])
         history = np.asarray(payload["history"], np.float64).reshape(-1, 2)
+        history = history[np.all(np.isfinite(history), axis=1)]
     except Exception as e:
         raise CheckpointError(f"checkpoint {path} is malformed: {type(e).__name__}: {e}") from e
-    leaves, treedef = jax.tree.flatten(template)
-    if len(stored) != len(leaves):
+    if count != len(leaves):
         raise CheckpointError(
-            f"checkpoint {path} holds {len(stored)} arrays but the model has {len(leaves)}: "
+            f"checkpoint {path} holds {count} arrays but the model has {len(leaves)}: "
             "it was written by a different model."
         )
     out = []
     for i, (s, t) in enumerate(zip(stored, leaves)):
+        if s is None and np.size(t) == 0:  # an empty array, not stored
+            s = np.asarray(t)
+        elif s is None:
+            raise CheckpointError(f"checkpoint {path}: array {i} is missing.")
         if _is_key(t):
             s = jax.random.wrap_key_data(s, impl=jax.random.key_impl(t))
         elif tuple(np.shape(s)) != tuple(np.shape(t)) or np.asarray(s).dtype != np.dtype(t.dtype):

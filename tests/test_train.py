@@ -147,3 +147,19 @@ def test_data_dependent_init_runs_once_and_not_on_resume(tmp_path):
     train(fresh, data, config=TrainConfig(steps=8, batch_size=32, log_every=4, progress=False),
           checkpoint_dir=str(tmp_path), resume=True, init_fn=spy)
     assert len(calls) == 1 and bool(fresh.transforms[0].initialized[...])
+
+
+def test_checkpoint_round_trip_with_keys_and_empty_arrays(tmp_path):
+    from survae_jax.checkpoint import restore_checkpoint, save_checkpoint
+
+    tree = {"w": jnp.arange(6.0).reshape(2, 3), "empty": jnp.zeros((0, 4)), "key": jax.random.key(3),
+            "n": jnp.asarray(7, jnp.int32), "flag": jnp.asarray(True)}
+    path = save_checkpoint(str(tmp_path), 12, tree, history=np.array([[12.0, 1.5]]))
+    template = jax.tree.map(jnp.zeros_like, {**tree, "key": jax.random.key(0)})
+    out, step, hist = restore_checkpoint(path, template)
+    assert step == 12 and hist.tolist() == [[12.0, 1.5]]
+    np.testing.assert_array_equal(out["w"], tree["w"])
+    assert out["empty"].shape == (0, 4) and int(out["n"]) == 7 and bool(out["flag"])
+    np.testing.assert_array_equal(jax.random.key_data(out["key"]), jax.random.key_data(tree["key"]))
+    with pytest.raises(CheckpointError, match="not found"):
+        restore_checkpoint(str(tmp_path / "step_00000099"), template)
