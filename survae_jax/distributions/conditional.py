@@ -68,59 +68,64 @@ class ConditionalNormal(Distribution):
         return x, sum_event(distrax.Normal(mean, jnp.exp(log_scale)).log_prob(x))
 
 
-class ConditionalBernoulli(Distribution):
+class _ConditionalLogits(Distribution):
+    """A conditional distribution over discrete values with logits ``net(context)``.
+
+    Subclasses name the distrax family and how many trailing logit axes are not event axes.
+    """
+
+    conditional = True
+    _family = None
+    _class_axes = 0
+
+    def __init__(self, net: Callable[[Array], Array]):
+        self.net = net
+
+    def logits(self, context: Array) -> Array:
+        """Return the logits for ``context`` (shape: see the class docstring)."""
+        return self.net(_require_context(self, context))
+
+    def log_prob(self, x, *, context=None, key=None):
+        logits = self.logits(context)
+        expected = logits.shape[: logits.ndim - self._class_axes]
+        if x.shape != expected:
+            raise ValueError(f"{self.name}: expected x of shape {expected}, got {x.shape}.")
+        return sum_event(type(self)._family(logits=logits).log_prob(x))
+
+    def sample(self, key, num_samples=None, *, context=None):
+        self._num_samples(num_samples, _require_context(self, context))
+        return type(self)._family(logits=self.logits(context)).sample(seed=key)
+
+
+class ConditionalBernoulli(_ConditionalLogits):
     """Bernoulli over ``{0, 1}^D`` with logits ``net(c)`` of shape ``(B, *event_shape)``.
 
-    Log-probability in nats, summed over the event. Samples are integers (``int32``).
+    ``log p(x|c) = sum x * log sigmoid(l) + (1 - x) * log sigmoid(-l)`` in nats, summed over the
+    event. Samples are integers (``int32``).
+
+    Args:
+      net: a callable (usually an ``nnx.Module``) from context ``(B, ...)`` to logits.
 
     Raises:
       ValueError: no context, or ``x`` whose shape differs from the logits'.
     """
 
-    conditional = True
-
-    def __init__(self, net: Callable[[Array], Array]):
-        self.net = net
-
-    def logits(self, context: Array) -> Array:
-        """Return the logits ``(B, *event_shape)`` for ``context``."""
-        return self.net(_require_context(self, context))
-
-    def log_prob(self, x, *, context=None, key=None):
-        logits = self.logits(context)
-        if x.shape != logits.shape:
-            raise ValueError(f"{self.name}: expected x of shape {logits.shape}, got {x.shape}.")
-        return sum_event(distrax.Bernoulli(logits=logits).log_prob(x))
-
-    def sample(self, key, num_samples=None, *, context=None):
-        self._num_samples(num_samples, _require_context(self, context))
-        return distrax.Bernoulli(logits=self.logits(context)).sample(seed=key)
+    _family = distrax.Bernoulli
+    _class_axes = 0
 
 
-class ConditionalCategorical(Distribution):
+class ConditionalCategorical(_ConditionalLogits):
     """Categorical over ``{0, ..., K-1}`` per element, logits ``net(c)`` of shape ``(B, *event, K)``.
 
-    Log-probability in nats, summed over the event; samples are integers ``(B, *event)``.
+    ``log p(x|c) = sum log_softmax(l)[x]`` in nats, summed over the event; samples are integers
+    ``(B, *event)``.
+
+    Args:
+      net: a callable (usually an ``nnx.Module``) from context ``(B, ...)`` to logits.
 
     Raises:
       ValueError: no context, or ``x`` whose shape is not the logits' shape without ``K``.
     """
 
-    conditional = True
-
-    def __init__(self, net: Callable[[Array], Array]):
-        self.net = net
-
-    def logits(self, context: Array) -> Array:
-        """Return the logits ``(B, *event_shape, K)`` for ``context``."""
-        return self.net(_require_context(self, context))
-
-    def log_prob(self, x, *, context=None, key=None):
-        logits = self.logits(context)
-        if x.shape != logits.shape[:-1]:
-            raise ValueError(f"{self.name}: expected x of shape {logits.shape[:-1]}, got {x.shape}.")
-        return sum_event(distrax.Categorical(logits=logits).log_prob(x))
-
-    def sample(self, key, num_samples=None, *, context=None):
-        self._num_samples(num_samples, _require_context(self, context))
-        return distrax.Categorical(logits=self.logits(context)).sample(seed=key)
+    _family = distrax.Categorical
+    _class_axes = 1

@@ -17,7 +17,31 @@ def _float(dtype):
     return jnp.result_type(float) if dtype is None else dtype
 
 
-class StandardNormal(Distribution):
+class _Fixed(Distribution):
+    """A parameter-free product distribution over ``(B, *event_shape)``, built from distrax.
+
+    Subclasses name the distrax family (``_family(zero, one)``) and the matching
+    ``jax.random`` sampler (``_draw``).
+    """
+
+    _family = None
+    _draw = None
+
+    def __init__(self, event_shape: Sequence[int], dtype=None):
+        self.event_shape = tuple(int(s) for s in event_shape)
+        self.dtype = dtype
+
+    def log_prob(self, x, *, context=None, key=None):
+        self._check_event(x, self.event_shape)
+        zero = jnp.zeros((), x.dtype)
+        return sum_event(type(self)._family(zero, zero + 1).log_prob(x))
+
+    def sample(self, key, num_samples=None, *, context=None):
+        n = self._num_samples(num_samples, None)
+        return type(self)._draw(key, (n, *self.event_shape), _float(self.dtype))
+
+
+class StandardNormal(_Fixed):
     """Standard normal ``N(0, I)`` over ``(B, *event_shape)``; log-density in nats.
 
     ``log p(x) = -0.5 * sum(x**2) - 0.5 * D * log(2 pi)`` with ``D = prod(event_shape)``.
@@ -31,21 +55,11 @@ class StandardNormal(Distribution):
       ValueError: ``log_prob`` of a tensor whose shape is not ``(B, *event_shape)``.
     """
 
-    def __init__(self, event_shape: Sequence[int], dtype=None):
-        self.event_shape = tuple(int(s) for s in event_shape)
-        self.dtype = dtype
-
-    def log_prob(self, x, *, context=None, key=None):
-        self._check_event(x, self.event_shape)
-        zero = jnp.zeros((), x.dtype)
-        return sum_event(distrax.Normal(zero, zero + 1).log_prob(x))
-
-    def sample(self, key, num_samples=None, *, context=None):
-        n = self._num_samples(num_samples, None)
-        return jax.random.normal(key, (n, *self.event_shape), _float(self.dtype))
+    _family = distrax.Normal
+    _draw = jax.random.normal
 
 
-class StandardUniform(Distribution):
+class StandardUniform(_Fixed):
     """Standard uniform ``U(0, 1)`` on the unit cube ``[0, 1]^D``; log-density in nats.
 
     ``log p(x) = 0`` inside the cube and ``-inf`` outside it: a point outside the support has
@@ -60,18 +74,8 @@ class StandardUniform(Distribution):
       ValueError: ``log_prob`` of a tensor whose shape is not ``(B, *event_shape)``.
     """
 
-    def __init__(self, event_shape: Sequence[int], dtype=None):
-        self.event_shape = tuple(int(s) for s in event_shape)
-        self.dtype = dtype
-
-    def log_prob(self, x, *, context=None, key=None):
-        self._check_event(x, self.event_shape)
-        zero = jnp.zeros((), x.dtype)
-        return sum_event(distrax.Uniform(zero, zero + 1).log_prob(x))
-
-    def sample(self, key, num_samples=None, *, context=None):
-        n = self._num_samples(num_samples, None)
-        return jax.random.uniform(key, (n, *self.event_shape), _float(self.dtype))
+    _family = distrax.Uniform
+    _draw = jax.random.uniform
 
 
 class DiagonalNormal(Distribution):
