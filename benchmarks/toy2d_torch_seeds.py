@@ -1,4 +1,4 @@
-"""Seed variance of the paper's 2-D baseline flow, measured with a PyTorch replica (not a dependency).
+"""Seed variance of the paper's 2-D baseline flow, from a PyTorch replica (not a dependency).
 
 Issue 4 compares our JAX baseline with the paper's figures (one seed each of the original PyTorch
 code). This script trains a PyTorch replica of that baseline, written from Appendix I.1 and the
@@ -108,7 +108,7 @@ def run_one(dataset: str, scale_fn: str, seed: int, epochs: int, iters: int, bat
         raise ValueError("an epoch would need more points than the training set holds")
     t0 = time.perf_counter()
     last_epoch = []
-    for epoch in range(epochs):
+    for _ in range(epochs):
         perm = torch.randperm(train.shape[0], generator=gen)
         losses = []
         for it in range(iters):
@@ -137,7 +137,7 @@ def main(argv=None):
     p.add_argument("--dataset", default="checkerboard",
                    choices=["checkerboard", "corners", "eight_gaussians", "four_circles"])
     p.add_argument("--scale-fn", choices=sorted(SCALE_FNS), default=None,
-                   help="coupling scale function (default: exp on checkerboard, softplus otherwise)")
+                   help="coupling scale fn (default: exp on checkerboard, softplus otherwise)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--iters", type=int, default=1000, help="iterations per epoch")
