@@ -13,6 +13,13 @@ from survae_jax.distributions.base import Array, Distribution
 from survae_jax.transforms.base import Transform
 
 
+def _need_key(key: Array | None, where: str) -> Array:
+    """Return ``key`` or raise ``ValueError`` saying that ``where`` draws randomness."""
+    if key is None:
+        raise ValueError(f"{where} draws random numbers and needs a PRNG key (jax.random.key(...)), got None.")
+    return key
+
+
 def _split(key: Array | None, n: int) -> list[Array | None]:
     """``n`` independent keys from ``key`` (one per layer), or ``n`` Nones without a key."""
     if key is None:
@@ -80,6 +87,7 @@ class Flow(Distribution):
 
     # ----------------------------------------------------------------- passes
     def _forward(self, x, key, context):
+        x = jnp.asarray(x)  # a NumPy float64 array must not ask for float64 with x64 off
         keys = _split(key, len(self.transforms))
         dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
         total = jnp.zeros((x.shape[0],), dtype)
@@ -127,7 +135,7 @@ class Flow(Distribution):
         Returns ``(num_samples, *data_shape)``.
         """
         c = self._context(context)
-        k_base, k_layers = jax.random.split(key)
+        k_base, k_layers = jax.random.split(_need_key(key, f"{self.name}.sample"))
         if c is not None and not self.base.conditional:
             z = self.base.sample(k_base, self._num_samples(num_samples, c))
         else:
@@ -140,7 +148,7 @@ class Flow(Distribution):
         The log-density comes from a second, forward pass (exact flows give the exact value;
         flows with stochastic layers give a one-sample ELBO of the drawn point).
         """
-        k_sample, k_lp = jax.random.split(key)
+        k_sample, k_lp = jax.random.split(_need_key(key, f"{self.name}.sample_and_log_prob"))
         x = self.sample(k_sample, num_samples, context=context)
         return x, self.log_prob(x, context=context, key=k_lp)
 
@@ -170,7 +178,8 @@ class Flow(Distribution):
         so memory grows with ``chunk_size`` and not with ``K``.
 
         Raises:
-          ValueError: ``num_samples < 1`` or ``chunk_size`` that does not divide it.
+          ValueError: ``num_samples < 1``, ``chunk_size`` that does not divide it, or
+            ``key=None``.
         """
         num_samples = int(num_samples)
         if num_samples < 1:
@@ -180,6 +189,7 @@ class Flow(Distribution):
             raise ValueError(
                 f"Flow.iwbo: chunk_size={chunk_size} must be a positive divisor of num_samples={num_samples}."
             )
+        key = _need_key(key, f"{self.name}.iwbo")
         keys = jax.random.split(key, num_samples).reshape(num_samples // chunk, chunk)
 
         def one(k):

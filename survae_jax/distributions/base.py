@@ -11,9 +11,13 @@ from flax import nnx
 Array = jax.Array
 
 
-def sum_event(log_p: Array) -> Array:
-    """Sum a per-element log-density ``(B, *event)`` over the event axes; returns ``(B,)``."""
-    return jnp.sum(log_p.reshape(log_p.shape[0], -1), axis=1)
+def sum_except_batch(v: Array) -> Array:
+    """Sum ``(B, ...)`` over every axis but the batch axis; returns ``(B,)`` (``B = 0`` too).
+
+    The one reduction that turns per-element log-densities or log-Jacobians into a per-example
+    value in nats (a distribution's ``log_prob``, a layer's ``V``).
+    """
+    return jnp.sum(v, axis=tuple(range(1, v.ndim)))
 
 
 class Distribution(nnx.Module):

@@ -12,7 +12,7 @@ import distrax
 import jax
 import jax.numpy as jnp
 
-from survae_jax.distributions.base import Array, Distribution, sum_event
+from survae_jax.distributions.base import Array, Distribution, sum_except_batch
 
 
 def _require_context(dist: Distribution, context: Array | None) -> Array:
@@ -54,7 +54,7 @@ class ConditionalNormal(Distribution):
         mean, log_scale = self.params(context)
         if x.shape != mean.shape:
             raise ValueError(f"{self.name}: expected x of shape {mean.shape}, got {x.shape}.")
-        return sum_event(distrax.Normal(mean, jnp.exp(log_scale)).log_prob(x))
+        return sum_except_batch(distrax.Normal(mean, jnp.exp(log_scale)).log_prob(x))
 
     def sample(self, key, num_samples=None, *, context=None):
         self._num_samples(num_samples, _require_context(self, context))
@@ -65,7 +65,7 @@ class ConditionalNormal(Distribution):
         self._num_samples(num_samples, _require_context(self, context))
         mean, log_scale = self.params(context)
         x = mean + jnp.exp(log_scale) * jax.random.normal(key, mean.shape, mean.dtype)
-        return x, sum_event(distrax.Normal(mean, jnp.exp(log_scale)).log_prob(x))
+        return x, sum_except_batch(distrax.Normal(mean, jnp.exp(log_scale)).log_prob(x))
 
 
 class _ConditionalLogits(Distribution):
@@ -90,7 +90,7 @@ class _ConditionalLogits(Distribution):
         expected = logits.shape[: logits.ndim - self._class_axes]
         if x.shape != expected:
             raise ValueError(f"{self.name}: expected x of shape {expected}, got {x.shape}.")
-        return sum_event(type(self)._family(logits=logits).log_prob(x))
+        return sum_except_batch(type(self)._family(logits=logits).log_prob(x))
 
     def sample(self, key, num_samples=None, *, context=None):
         self._num_samples(num_samples, _require_context(self, context))

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from survae_jax.distributions.base import Array, Distribution, sum_event
+from survae_jax.distributions.base import Array, Distribution, sum_except_batch
 
 
 def _float(dtype):
@@ -34,7 +34,7 @@ class _Fixed(Distribution):
     def log_prob(self, x, *, context=None, key=None):
         self._check_event(x, self.event_shape)
         zero = jnp.zeros((), x.dtype)
-        return sum_event(type(self)._family(zero, zero + 1).log_prob(x))
+        return sum_except_batch(type(self)._family(zero, zero + 1).log_prob(x))
 
     def sample(self, key, num_samples=None, *, context=None):
         n = self._num_samples(num_samples, None)
@@ -102,7 +102,7 @@ class DiagonalNormal(Distribution):
 
     def log_prob(self, x, *, context=None, key=None):
         self._check_event(x, self.event_shape)
-        return sum_event(self._dist(x.dtype).log_prob(x))
+        return sum_except_batch(self._dist(x.dtype).log_prob(x))
 
     def sample(self, key, num_samples=None, *, context=None):
         n = self._num_samples(num_samples, None)

@@ -45,6 +45,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from survae_jax.distributions.base import sum_except_batch  # re-exported for the layers
+
 Array = jax.Array
 
 

@@ -11,11 +11,11 @@ from typing import Callable, ClassVar
 import jax
 import jax.numpy as jnp
 
-from survae_jax.transforms.base import Array, Bijection
+from survae_jax.transforms.base import Array, Bijection, sum_except_batch
 
 
 def _sum_event(v: Array) -> Array:
-    return jnp.sum(v.reshape(v.shape[0], -1), axis=1)
+    return sum_except_batch(v)
 
 
 # Scale functions of the reference SurVAE code: name -> (scale(s), log scale(s)). The log is

@@ -12,11 +12,11 @@ import math
 import jax
 import jax.numpy as jnp
 
-from survae_jax.transforms.base import Array, Bijection
+from survae_jax.transforms.base import Array, Bijection, sum_except_batch
 
 
 def _sum_event(v: Array) -> Array:
-    return jnp.sum(v.reshape(v.shape[0], -1), axis=1)
+    return sum_except_batch(v)
 
 
 def _logit(p: Array) -> Array:

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from survae_jax.distributions.base import Distribution
-from survae_jax.transforms.base import Array, GenerativeSurjection, InferenceSurjection
+from survae_jax.transforms.base import Array, GenerativeSurjection, InferenceSurjection, sum_except_batch
 
 
 # ----------------------------------------------------------------- parameter-free maths
@@ -57,7 +57,7 @@ def _fill_below(key: Array, z: Array, k: Array, size: int, axis: int, scale: flo
 
 def _sum_batch(v: Array) -> Array:
     """Sum ``(B, ...)`` over everything but the batch axis; returns ``(B,)``."""
-    return jnp.sum(v.reshape(v.shape[0], -1), axis=1)
+    return sum_except_batch(v)
 
 
 class _MaxBase:

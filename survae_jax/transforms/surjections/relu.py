@@ -21,7 +21,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from survae_jax.transforms.base import GenerativeSurjection, InferenceSurjection
+from survae_jax.transforms.base import GenerativeSurjection, InferenceSurjection, sum_except_batch
 
 Array = jax.Array
 
@@ -43,7 +43,7 @@ def _half_normal_log_prob(m: Array, log_scale: Array) -> Array:
 def _masked_sum(values: Array, mask: Array) -> Array:
     """``sum(values)`` over the event axes where ``mask``; ``(B, ...)`` -> ``(B,)``."""
     v = jnp.where(mask, values, jnp.zeros((), values.dtype))
-    return jnp.sum(v.reshape(v.shape[0], -1), axis=1)
+    return sum_except_batch(v)
 
 
 class _ReLUBase:

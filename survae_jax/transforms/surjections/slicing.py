@@ -12,7 +12,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from survae_jax.transforms.base import GenerativeSurjection, InferenceSurjection
+from survae_jax.transforms.base import GenerativeSurjection, InferenceSurjection, sum_except_batch
 from survae_jax.transforms.surjections import _conditioning as cond
 
 Array = jax.Array
@@ -23,7 +23,7 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 def _standard_normal_log_prob(x: Array) -> Array:
     """``sum log N(x_i; 0, 1)`` over the event axes: ``(B, ...)`` -> ``(B,)`` nats."""
     per = -0.5 * jnp.square(x) - jnp.asarray(_HALF_LOG_2PI, x.dtype)
-    return jnp.sum(per.reshape(x.shape[0], -1), axis=1)
+    return sum_except_batch(per)
 
 
 def _event_axis(layer, x: Array, axis: int, what: str) -> int:
