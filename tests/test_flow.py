@@ -171,3 +171,29 @@ def test_float64_end_to_end(flow):
         np.testing.assert_allclose(lp, flow.log_prob(x.astype(jnp.float32)), rtol=1e-4, atol=1e-4)
         f64.base = StandardNormal((2,), dtype=jnp.float64)
         assert f64.sample(KEY, 3).dtype == jnp.float64
+
+
+def test_empty_batch_gives_empty_log_prob(flow):
+    """B = 0 is a valid batch: log_prob is an empty (0,) array, not a reshape error."""
+    out = flow.log_prob(jnp.zeros((0, 2)))
+    assert out.shape == (0,)
+
+
+def test_sampling_and_iwbo_without_key_raise_value_error(flow):
+    with pytest.raises(ValueError, match="Flow.sample .*needs a PRNG key"):
+        flow.sample(None, 4)
+    with pytest.raises(ValueError, match="Flow.iwbo .*needs a PRNG key"):
+        flow.iwbo(jnp.ones((2, 2)), key=None, num_samples=4)
+    with pytest.raises(ValueError, match="Flow.sample_and_log_prob .*needs a PRNG key"):
+        flow.sample_and_log_prob(None, 4)
+
+
+def test_numpy_float64_input_is_not_downcast_silently_with_a_warning(flow):
+    """With x64 off a NumPy float64 batch is converted once (to float32) without a warning."""
+    import warnings
+
+    x = np.ones((3, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        lp = flow.log_prob(x)
+    np.testing.assert_allclose(lp, flow.log_prob(jnp.ones((3, 2))), rtol=1e-6)
