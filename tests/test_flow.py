@@ -188,8 +188,9 @@ def test_sampling_and_iwbo_without_key_raise_value_error(flow):
         flow.sample_and_log_prob(None, 4)
 
 
-def test_numpy_float64_input_is_not_downcast_silently_with_a_warning(flow):
-    """With x64 off a NumPy float64 batch is converted once (to float32) without a warning."""
+def test_numpy_float64_input_is_taken_like_jnp_asarray_without_warnings(flow):
+    """With x64 off JAX holds no float64: a NumPy float64 batch is taken as jnp.asarray takes it
+    (float32, as everywhere in JAX), once, and no layer asks for float64 again (no warning)."""
     import warnings
 
     x = np.ones((3, 2))
