@@ -9,6 +9,8 @@ samples and ignore the layer's tensors). These helpers hide that difference.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 
@@ -58,3 +60,24 @@ def check_like(layer: str, what: str, got: Array, ref: Array, axis: int | None =
         expected = tuple("*" if i == axis else s for i, s in enumerate(r))
     if not ok:
         raise ValueError(f"{layer}: expected {what} of shape {expected}, got {g}.")
+
+
+def in_unit_interval(layer: str, what: str, u: Array, hint: str = "") -> Array:
+    """Rows of ``u`` ``(B, ...)`` whose every entry lies in ``[0, 1]``: a ``(B,)`` bool mask.
+
+    When ``u`` is concrete (eager, not a tracer) a row outside ``[0, 1]`` (or holding NaN)
+    raises ``ValueError`` naming ``layer``, the range found and ``hint``. Under ``jit``/``vmap``
+    values cannot be checked; the caller uses the mask instead.
+    """
+    ok = jnp.all((u >= 0) & (u <= 1), axis=tuple(range(1, u.ndim)))  # NaN compares False
+    if isinstance(u, jax.core.Tracer) or bool(np.all(np.asarray(ok))):
+        return ok
+    values = np.asarray(u, dtype=np.float64)
+    finite = values[~np.isnan(values)]
+    found = f"values in [{finite.min():.6g}, {finite.max():.6g}]" if finite.size else "no finite value"
+    nan = " and NaN" if np.isnan(values).any() else ""
+    bad = np.flatnonzero(~np.asarray(ok)).tolist()
+    raise ValueError(
+        f"{layer}: expected every {what} in [0, 1], got {found}{nan} "
+        f"(rows {bad}).{' ' + hint if hint else ''}"
+    )

@@ -129,6 +129,14 @@ class UniformDequantization(_Dequantization):
         return self._to_latent(x, u, jnp.zeros((x.shape[0],), dtype))
 
 
+_ENCODER_HINT = (
+    "The encoder q(u|x) must put its samples in [0, 1): layers are listed data side first and "
+    "its flow's forward maps u (data) to its base, so it needs Logit() (whose inverse, the "
+    "sampling direction, is the sigmoid), e.g. ConditionalFlow(ConditionalNormal(net), [Logit()]), "
+    "not Sigmoid()."
+)
+
+
 class VariationalDequantization(_Dequantization):
     """Variational dequantization (Ho et al., 2019): ``z = x + u``, ``u ~ q(u|x)`` learned.
 
@@ -142,10 +150,15 @@ class VariationalDequantization(_Dequantization):
     ``q`` matches the base's conditional on the cell ``[x, x + 1)``.
 
     Args:
-      encoder: ``q(u|x)``, a conditional distribution over ``[0, 1)^D`` with the data's shape,
-        usually a ``ConditionalFlow`` whose last layer is a sigmoid. It gets as ``context`` the
-        data as floats: ``x`` (``num_bits=None``) or ``x / 2**b`` in ``[0, 1)``. An
-        unconditional one draws ``B`` samples (a learned but ``x``-independent noise).
+      encoder: ``q(u|x)``, a distribution over ``[0, 1)^D`` with the data's event shape. It
+        gets as ``context`` the data as floats: ``x`` (``num_bits=None``) or ``x / 2**b`` in
+        ``[0, 1)``. An unconditional one draws ``B`` samples (a learned but ``x``-independent
+        noise). The usual choice is a ``ConditionalFlow`` over ``u`` whose data-side layer is
+        ``Logit()``: layers are listed data side first and a flow's ``forward`` maps its data
+        ``u`` to its base, so ``Logit`` takes ``u`` in ``(0, 1)`` to the real line, and sampling
+        runs its inverse, the sigmoid, on the Gaussian base. ``Sigmoid()`` there is the wrong
+        way round (it sends the Gaussian through a logit: NaN for base samples outside
+        ``(0, 1)``).
       num_bits: as for :class:`UniformDequantization`.
       dtype: floating dtype of the latent (``None``: JAX's default float); an encoder whose
         samples are wider (float64) widens it.
@@ -153,11 +166,35 @@ class VariationalDequantization(_Dequantization):
     Shapes: ``x`` ``(B, ...)`` integers -> ``z`` ``(B, ...)`` floats, ``V`` ``(B,)``.
 
     Raises:
-      ValueError: as :class:`UniformDequantization`, and an encoder sample whose shape
-        differs from ``x``'s.
+      ValueError: as :class:`UniformDequantization`; an encoder sample whose shape differs
+        from ``x``'s; and, when the sample ``u`` is concrete (eager calls, not under ``jit``,
+        ``vmap`` or ``Flow.iwbo``, which traces), an entry of ``u`` outside ``[0, 1]`` or NaN
+        (a wrong encoder), with the range found and the rows.
 
-    Values: a sample ``u`` of exactly 1 (a saturated sigmoid) is moved just below 1 so that
-    ``floor`` recovers ``x``; samples outside ``[0, 1]`` are a wrong encoder and not corrected.
+    Values: a sample ``u`` of exactly 1 (a saturated sigmoid in float32) is moved just below 1
+    so that ``floor`` recovers ``x``. Under ``jit`` a wrong encoder cannot raise; a row whose
+    ``u`` has an entry outside ``[0, 1]`` or NaN gets ``V = -inf`` (the log of a zero
+    importance weight: the model puts no mass on ``x + u`` outside the cell of ``x``), so its
+    ELBO is ``-inf``, or NaN where a later layer turns the out-of-cell ``z`` into NaN (e.g. a
+    ``Logit`` of ``z`` outside ``[0, 1]``); ``Flow.iwbo`` drops such samples (weight 0) and is
+    ``-inf`` when all are. Check a new encoder with one eager ``forward`` (or ``Flow.elbo``).
+
+    Example (finite ELBO and IWBO; 3-bit data in ``{0..7}^3``)::
+
+        import jax, jax.numpy as jnp
+        from flax import nnx
+        from survae_jax.distributions import ConditionalNormal, StandardNormal
+        from survae_jax.flow import ConditionalFlow, Flow
+        from survae_jax.nn import MLP
+        from survae_jax.transforms import Logit, VariationalDequantization
+
+        rngs = nnx.Rngs(0)
+        # q(u|x): Gaussian base N(mu(x), sigma(x)) -> sigmoid (the inverse of Logit) -> u in (0, 1)
+        encoder = ConditionalFlow(ConditionalNormal(MLP(3, 6, rngs=rngs)), [Logit()])
+        flow = Flow(StandardNormal((3,)), [VariationalDequantization(encoder, num_bits=3), Logit()])
+        x = jnp.array([[0, 3, 7], [5, 1, 2]], jnp.int32)
+        elbo = flow.elbo(x, key=jax.random.key(1))  # (2,) nats, finite
+        iwbo = flow.iwbo(x, key=jax.random.key(2), num_samples=8)  # (2,) nats, finite
 
     Source: Ho et al. (2019), "Flow++", Sec. 3.1; Nielsen et al. (2020), Table 6.
     """
@@ -167,7 +204,11 @@ class VariationalDequantization(_Dequantization):
         self.encoder = encoder
 
     def forward(self, x, *, key=None, context=None):
-        """``u, log q = q(u|x)``; ``z = x + u`` (scaled if ``num_bits``); ``V = -log q`` ``(B,)``."""
+        """``u, log q = q(u|x)``; ``z = x + u`` (scaled if ``num_bits``); ``V = -log q`` ``(B,)``.
+
+        Raises ``ValueError`` for a concrete ``u`` outside ``[0, 1]``; under ``jit`` such rows
+        get ``V = -inf``.
+        """
         key = self._require_key(key, "forward")
         self._check_integers(x)
         c = x.astype(self.float_dtype)
@@ -175,4 +216,6 @@ class VariationalDequantization(_Dequantization):
             c = c / (2.0**self.num_bits)
         u, log_q = cond.draw(self.encoder, key, x.shape[0], c, layer=self.name)
         cond.check_like(self.name, "encoder sample", u, x)
-        return self._to_latent(x, u, log_q)
+        ok = cond.in_unit_interval(self.name, "encoder sample u", u, _ENCODER_HINT)
+        z, v = self._to_latent(x, u, log_q)
+        return z, jnp.where(ok, v, -jnp.inf)

@@ -27,6 +27,12 @@ def add_below_next_integer(k: Array, u: Array) -> Array:
     return jnp.minimum(k + u, jnp.nextafter(k + 1, k))
 
 
+_DECODER_HINT = (
+    "The decoder p(u|z) must put its samples in [0, 1): list Logit() data side first in its "
+    "flow (sampling runs the sigmoid), not Sigmoid()."
+)
+
+
 class RoundingSurjection(InferenceSurjection):
     """Inference rounding surjection (Table 7, "Rounding"): ``z = floor(x)`` elementwise.
 
@@ -45,18 +51,22 @@ class RoundingSurjection(InferenceSurjection):
 
     Args:
       decoder: optional learned ``p(u|z)``: a distribution over ``[0, 1)^D`` with the shape of
-        ``x`` (e.g. a ``ConditionalFlow`` ending in a sigmoid); a conditional one gets
-        ``context=z``. ``None`` for the uniform.
+        ``x``, e.g. ``ConditionalFlow(ConditionalNormal(net), [Logit()])`` (layers are listed
+        data side first: ``Logit`` maps ``u`` to the Gaussian base, and sampling runs its
+        inverse, the sigmoid; ``Sigmoid()`` there would be the wrong way round); a conditional
+        one gets ``context=z``. ``None`` for the uniform.
 
     Shapes: ``x`` and ``z`` ``(B, ...)``, ``V`` ``(B,)``.
 
     Raises:
-      ValueError: a non-floating or rank-0/1 input, ``inverse`` without ``key``, or a decoder
-        sample whose shape differs from ``z``'s.
+      ValueError: a non-floating or rank-0/1 input, ``inverse`` without ``key``, a decoder
+        sample whose shape differs from ``z``'s, or (when the sample is concrete, not under
+        ``jit``/``vmap``) a decoder sample with an entry outside ``[0, 1]`` or NaN.
 
     Values: the fractional part ``u = x - z`` is rounded below 1 (``x = -1e-10`` in float32
     gives ``z = -1`` and ``x - z`` rounds to ``1.0``; it is then the largest float below 1). A
-    decoder sample outside ``[0, 1)`` is not corrected and ``floor(x)`` then differs from ``z``.
+    decoder sample of exactly 1 is moved below 1; under ``jit`` one outside ``[0, 1]`` cannot
+    raise, is not corrected, and ``floor(x)`` then differs from ``z`` (NaN stays NaN).
     A learned decoder that puts ``u`` below the float spacing of ``z`` (a saturated sigmoid
     near 0, large ``|z|``) loses it in ``z + u``: ``x = z`` and ``forward`` then evaluates
     ``p(u = 0 | z)``, which a logit-based decoder reports as infinite. Keep such decoders
@@ -87,4 +97,5 @@ class RoundingSurjection(InferenceSurjection):
         else:
             u = cond.sample(self.decoder, key, z.shape[0], z, layer=self.name)
             cond.check_like(self.name, "decoder sample", u, z)
+            cond.in_unit_interval(self.name, "decoder sample u", u, _DECODER_HINT)
         return add_below_next_integer(z, u.astype(z.dtype))

@@ -138,3 +138,71 @@ def test_float64_and_jit():
     np.testing.assert_array_equal(back, x)
     z32, _ = UniformDequantization(8, dtype=jnp.float32).forward(jnp.array([[3, 4]]), key=jax.random.key(0))
     assert z32.dtype == jnp.float32
+
+
+class _Fixed(Distribution):
+    """Test-local unconditional encoder returning the fixed samples ``u`` with ``log q = 0``."""
+
+    def __init__(self, u):
+        self.u = jnp.asarray(u, jnp.float32)
+
+    def sample(self, key, num_samples=None, *, context=None):
+        return self.u
+
+    def sample_and_log_prob(self, key, num_samples=None, *, context=None):
+        return self.u, jnp.zeros((self.u.shape[0],))
+
+
+def _docstring_example(obj) -> str:
+    """The indented code block after ``Example`` in ``obj``'s docstring, dedented."""
+    doc = obj.__doc__
+    lines = doc[doc.index("Example") :].splitlines()[1:]
+    block = []
+    for line in lines:
+        if line.strip() and not line.startswith(" " * 8):
+            break
+        block.append(line[8:])
+    return "\n".join(block)
+
+
+def test_docstring_example_runs_and_gives_finite_bounds():
+    """The encoder of the docstring (Logit data side first) gives finite ELBO and IWBO (2,)."""
+    ns: dict = {}
+    exec(_docstring_example(VariationalDequantization), ns)
+    for name in ("elbo", "iwbo"):
+        assert ns[name].shape == (2,)
+        assert np.all(np.isfinite(np.asarray(ns[name]))), (name, ns[name])
+    assert np.all(np.asarray(ns["elbo"]) < 0)  # a bound of a log-probability of integers
+
+
+def test_wrong_encoder_with_sigmoid_raises_eagerly_naming_the_layer():
+    """The reported mistake: Sigmoid() in the encoder's flow sends N(mu, sigma) through a logit."""
+    from survae_jax.distributions import StandardNormal
+    from survae_jax.flow import Flow
+    from survae_jax.nn import MLP
+    from survae_jax.transforms.bijections.elementwise import Sigmoid
+
+    enc = ConditionalFlow(ConditionalNormal(MLP(3, 6, rngs=nnx.Rngs(0))), [Sigmoid()])
+    flow = Flow(StandardNormal((3,)), [VariationalDequantization(enc, num_bits=3), Logit()])
+    x = jnp.array([[0, 3, 7], [5, 1, 2]], jnp.int32)
+    with pytest.raises(ValueError, match=r"VariationalDequantization: .*encoder sample u in \[0, 1\].*Logit\(\)"):
+        flow.elbo(x, key=jax.random.key(1))
+    # under jit nothing can raise: the rows are -inf or NaN, never a finite number
+    elbo = jax.jit(lambda f, x, k: f.elbo(x, key=k))(flow, x, jax.random.key(1))
+    assert not np.any(np.isfinite(np.asarray(elbo)))
+
+
+def test_out_of_range_sample_eager_error_and_minus_inf_under_jit():
+    u = [[0.25, 0.5], [-0.5, 0.5], [0.1, float("nan")], [1.0, 0.0]]  # rows 1 and 2 are wrong
+    d = VariationalDequantization(_Fixed(u))
+    x = jnp.array([[0, 1], [2, 3], [4, 5], [6, 7]], jnp.int32)
+    with pytest.raises(ValueError, match=r"VariationalDequantization.*\[-0.5, 1\] and NaN \(rows \[1, 2\]\)"):
+        d.forward(x, key=jax.random.key(0))
+    z, v = jax.jit(lambda d, x, k: d.forward(x, key=k))(d, x, jax.random.key(0))
+    np.testing.assert_array_equal(v, [0.0, -np.inf, -np.inf, 0.0])  # log q = 0 on good rows
+    np.testing.assert_array_equal(jnp.floor(z[0]), x[0])
+    np.testing.assert_array_equal(jnp.floor(z[3]), x[3])  # u = 1 (saturated) is accepted
+    assert np.all(np.asarray(d.inverse(z[3:])) == np.asarray(x[3:]))
+    # in range: no error eagerly, and the same V
+    _, v_ok = VariationalDequantization(_Fixed([[0.0, 0.999], [1.0, 0.5]])).forward(x[:2], key=jax.random.key(0))
+    np.testing.assert_array_equal(v_ok, [0.0, 0.0])

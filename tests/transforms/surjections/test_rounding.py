@@ -87,3 +87,16 @@ def test_errors_and_float64():
     assert z.dtype == v.dtype == xs.dtype == jnp.float64
     np.testing.assert_array_equal(z, [[2.0**40, -3.0]])
     np.testing.assert_array_equal(jnp.floor(xs), z)
+
+
+def test_decoder_sample_outside_the_unit_interval_raises_eagerly():
+    from survae_jax.distributions import Distribution
+
+    class _Neg(Distribution):
+        def sample(self, key, num_samples=None, *, context=None):
+            return jnp.full((num_samples, 2), -0.25)
+
+    with pytest.raises(ValueError, match=r"RoundingSurjection.*decoder sample u in \[0, 1\].*\[-0.25, -0.25\]"):
+        RoundingSurjection(_Neg()).inverse(jnp.zeros((2, 2)), key=jax.random.key(0))
+    xs = jax.jit(lambda t, z, k: t.inverse(z, key=k))(RoundingSurjection(_Neg()), jnp.zeros((2, 2)), jax.random.key(0))
+    np.testing.assert_allclose(xs, -0.25)  # not corrected under jit: floor(x) != z
