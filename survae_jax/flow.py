@@ -51,6 +51,14 @@ class Flow(Distribution):
       exact: ``True`` when every layer and the base are exact, so that :meth:`log_prob` is the
         exact log-density; otherwise :meth:`log_prob` is a one-sample ELBO.
 
+    Shapes: data ``x`` ``(B, *data_shape)`` (e.g. ``(B, D)``, ``(B, H, W, C)``, ``(B, N, 2)``);
+    ``log_prob``, ``elbo``, ``iwbo`` return ``(B,)`` in nats.
+
+    Raises:
+      TypeError: a base that is not a Distribution or a layer that is not a Transform.
+      ValueError: a layer's shape check, or a stochastic method or layer called with
+        ``key=None``.
+
     Source: Nielsen et al. (2020), Eq. 4 and Appendix H.
     """
 
@@ -213,6 +221,9 @@ class ConditionalFlow(Flow):
 
     Raises:
       ValueError: a method called without ``context``.
+
+    Source: conditional flows as used for variational dequantization (Ho et al., 2019) and
+    conditional SurVAE layers (Nielsen et al., 2020, Appendix H).
     """
 
     def __init__(

@@ -37,6 +37,14 @@ class Distribution(nnx.Module):
     ``key`` in ``log_prob`` is accepted by every distribution so that flows with stochastic
     layers (whose ``log_prob`` is a one-sample bound) share the protocol; exact distributions
     ignore it. Class attribute ``exact`` tells whether ``log_prob`` is exact.
+
+    Raises (every subclass):
+      ValueError: ``x`` whose shape is not ``(B, *event_shape)``; ``sample`` without
+        ``num_samples`` (unconditional) or without ``context`` (conditional), or a
+        ``num_samples`` that disagrees with ``context.shape[0]``.
+
+    Source: Nielsen et al. (2020), Appendix H ("distributions and flows are interchangeable");
+    the protocol of distrax ``Distribution`` (``log_prob``, ``sample``, ``sample_and_log_prob``).
     """
 
     exact: ClassVar[bool] = True

@@ -33,6 +33,9 @@ class ConditionalNormal(Distribution):
 
     Raises:
       ValueError: no context, or ``x`` whose shape differs from the mean's.
+
+    Source: the amortised Gaussian encoder/decoder of a VAE (Kingma & Welling, 2014), used as
+    ``q(z|x)``/``p(x|z)`` in Appendix H.1 and as ``q(z2|x)`` of ``Augment`` (Appendix H.3).
     """
 
     conditional = True
@@ -108,6 +111,9 @@ class ConditionalBernoulli(_ConditionalLogits):
 
     Raises:
       ValueError: no context, or ``x`` whose shape differs from the logits'.
+
+    Source: the learned sign classifier ``p(s|z)`` / ``q(s|x)`` of the abs surjections,
+    Appendix D and I.1 (anti-symmetric AbsFlow).
     """
 
     _family = distrax.Bernoulli
@@ -125,6 +131,9 @@ class ConditionalCategorical(_ConditionalLogits):
 
     Raises:
       ValueError: no context, or ``x`` whose shape is not the logits' shape without ``K``.
+
+    Source: the learned index classifier ``p(k|z)`` / ``q(k|x)`` of the max surjections,
+    Appendix E.
     """
 
     _family = distrax.Categorical

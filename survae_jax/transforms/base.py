@@ -61,6 +61,14 @@ class Transform(nnx.Module):
       exact: ``V`` is exact (bijections, inference surjections); ``False`` when ``V`` is a
         one-sample bound term (generative surjections, stochastic layers).
 
+    Shapes: ``x`` is ``(B, *event_x)`` and ``z`` is ``(B, *event_z)`` (equal for bijections);
+    ``V`` is ``(B,)`` in nats.
+
+    Raises (every subclass):
+      ValueError: an input whose rank, size or dtype the layer cannot take (the message names
+        the layer, the expected and the received shape), or a stochastic direction called with
+        ``key=None``.
+
     Source: Nielsen et al. (2020), Appendix H ("The Software Perspective").
     """
 
@@ -146,7 +154,11 @@ class Transform(nnx.Module):
 
 
 class Bijection(Transform):
-    """A diffeomorphism; ``V = log|det dz/dx|`` (Appendix A, Eq. 5). Deterministic both ways."""
+    """A diffeomorphism; ``V = log|det dz/dx|`` (Appendix A, Eq. 5). Deterministic both ways.
+
+    ``x`` and ``z`` have the same number of elements, ``(B, *event)``; ``V`` is ``(B,)`` nats.
+    Raises ``ValueError`` as :class:`Transform` says. Source: Appendix A, Eq. 5 and 12.
+    """
 
     stochastic_forward: ClassVar[bool] = False
     stochastic_inverse: ClassVar[bool] = False
@@ -164,11 +176,18 @@ class Surjection(Transform):
     ``forward`` is deterministic, their ``inverse`` samples ``x ~ p(x|z)`` on the fibre of ``z``,
     and ``V = log p(x|z)`` is exact (Appendix B). Set ``stochastic_inverse = True``,
     ``exact = True``.
+
+    Shapes and errors as :class:`Transform`. Source: Nielsen et al. (2020), Tables 6 and 7.
     """
 
 
 class GenerativeSurjection(Surjection):
-    """Surjective Z -> X: stochastic ``forward``, deterministic ``inverse``, V a bound (Table 6)."""
+    """Surjective Z -> X: stochastic ``forward``, deterministic ``inverse``, V a bound (Table 6).
+
+    ``forward(x, key=k)`` draws ``z ~ q(z|x)`` ``(B, *event_z)`` and returns ``V = -log q(z|x)``
+    ``(B,)`` nats; ``inverse(forward(x, key=k)) == x`` for every key. Raises ``ValueError`` for
+    ``forward`` without a key. Source: Table 6; Appendix A, Eq. 4.
+    """
 
     stochastic_forward: ClassVar[bool] = True
     stochastic_inverse: ClassVar[bool] = False
@@ -176,7 +195,13 @@ class GenerativeSurjection(Surjection):
 
 
 class InferenceSurjection(Surjection):
-    """Surjective X -> Z: deterministic ``forward``, stochastic ``inverse``, V exact (Table 7)."""
+    """Surjective X -> Z: deterministic ``forward``, stochastic ``inverse``, V exact (Table 7).
+
+    ``forward(x)`` gives ``z = f(x)`` ``(B, *event_z)`` and ``V = log p(x|z)`` ``(B,)`` nats;
+    ``inverse(z, key=k)`` draws ``x ~ p(x|z)`` on the fibre of ``z``, so ``forward(inverse(z,
+    key=k)) == z``. Raises ``ValueError`` for ``inverse`` without a key. Source: Table 7;
+    Appendix B (the bound is tight when ``p(x|z)`` lives on the fibre).
+    """
 
     stochastic_forward: ClassVar[bool] = False
     stochastic_inverse: ClassVar[bool] = True
@@ -187,6 +212,8 @@ class StochasticTransform(Transform):
     """A stochastic map both ways (VAE, stochastic permutation); V a one-sample bound term.
 
     ``V = log p(x|z) - log q(z|x)`` with ``z ~ q(z|x)`` (Appendix A, Eq. 4; Appendix H.1).
+    ``V`` is ``(B,)`` nats; both directions raise ``ValueError`` without a key.
+    Source: Appendix A, Eq. 4; Appendix G and H.1.
     """
 
     stochastic_forward: ClassVar[bool] = True
