@@ -9,8 +9,16 @@ Array = jax.Array
 
 
 def elementwise_params(h: Array, num_params: int, *, who: str = "ElementwiseParams") -> Array:
-    """Reshape ``(..., D * P)`` to ``(..., D, P)`` (interleaved: element ``d`` owns entries
-    ``d * P, ..., d * P + P - 1``). Raises ``ValueError`` when the last axis is not a multiple of P."""
+    """Reshape ``(..., D * P)`` to ``(..., D, P)``, e.g. ``(B, D * P) -> (B, D, P)``.
+
+    Interleaved: element ``d`` owns entries ``d * P, ..., d * P + P - 1``.
+
+    Raises:
+      ValueError: a rank-0 ``h`` or a last axis that is not a multiple of ``num_params``,
+        naming ``who`` and the shape.
+
+    Source: the reference SurVAE code's ``ElementwiseParams`` (Nielsen et al., 2020).
+    """
     if h.ndim < 1 or h.shape[-1] % num_params:
         raise ValueError(
             f"{who}: expected a last axis that is a multiple of num_params={num_params}, "
@@ -30,7 +38,8 @@ class ElementwiseParams(nnx.Module):
       num_params: P, the number of parameters per element (2 for affine: scale, shift).
 
     Raises:
-      ValueError: a last axis that is not a multiple of ``num_params``.
+      ValueError: ``num_params < 1`` (at construction); a last axis that is not a multiple of
+        ``num_params``.
 
     Source: the reference SurVAE code's ``ElementwiseParams`` (Nielsen et al., 2020).
     """

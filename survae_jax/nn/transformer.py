@@ -38,7 +38,15 @@ def _attention(q: Array, k: Array, v: Array) -> Array:
 
 
 class DropoutKey(nnx.Variable):
-    """Raw key data (``uint32[2]``) of a Transformer's dropout; read only when dropout is on."""
+    """Raw key data (``uint32[2]``) of a Transformer's dropout; read only when dropout is on.
+
+    Shape: the raw data of one PRNG key, ``(2,)`` ``uint32`` for the default threefry key.
+    State, not an ``nnx.Param``: never trained; :func:`with_dropout` sets it.
+
+    Raises: nothing of its own (a plain state container).
+
+    Source: dropout, Srivastava et al. (2014), as used in the Transformer (Vaswani et al., 2017).
+    """
 
 
 class _Block(nnx.Module):
@@ -163,6 +171,14 @@ def with_dropout(module: nnx.Module, key: Array | None) -> nnx.Module:
     Returns:
       The copy (parameters shared by value, so gradients with respect to the copy's
       parameters flow back to the arguments of the jitted function).
+
+    Shapes: the copy maps the same shapes as ``module`` (a Transformer ``(B, N, d_in) ->
+    (B, N, d_out)``); ``key`` is one PRNG key (shape ``()`` typed key).
+
+    Raises: nothing of its own; errors of ``nnx.clone`` or of ``jax.random.fold_in`` (a
+    ``key`` that is not a PRNG key) pass through.
+
+    Source: dropout, Srivastava et al. (2014), as used in the Transformer (Vaswani et al., 2017).
     """
     copy = nnx.clone(module)
     i = 0

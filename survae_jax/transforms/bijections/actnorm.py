@@ -14,7 +14,17 @@ from survae_jax.transforms.base import Array, Bijection, Transform
 
 
 class ActNormInitialized(nnx.Variable):
-    """State (not a trained parameter) holding whether an ``ActNorm`` has been initialised."""
+    """State (not a trained parameter) holding whether an ``ActNorm`` has been initialised.
+
+    Holds a scalar bool array, shape ``()``: ``False`` at construction, ``True`` once
+    :func:`initialize_actnorm` has set ``loc`` and ``log_scale`` from data. An ``nnx.Variable``
+    but not an ``nnx.Param``, so optimisers filtering on ``nnx.Param`` leave it alone, and it is
+    saved and restored with the rest of the state (checkpoint round trips keep it).
+
+    Raises: nothing of its own (a plain state container).
+
+    Source: Glow (Kingma & Dhariwal, 2018), Section 3.1 (data-dependent initialisation).
+    """
 
 
 def _broadcast_shape(ndim: int, axis: int, n: int) -> tuple[int, ...]:

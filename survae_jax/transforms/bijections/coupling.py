@@ -70,9 +70,10 @@ class Coupling(Bijection):
       conditional: call ``net(x_id, context)``; ``context`` is then required.
 
     Raises:
-      ValueError: input of rank < 2 or non-floating, an ``axis`` too short to split, a missing
-        ``context`` for a conditional coupling, or a net output of the wrong shape (all naming
-        the layer and the shapes).
+      ValueError: ``axis=0`` or ``num_condition < 1`` (at construction); input of rank < 2 or
+        non-floating, an ``axis`` too short to split, a missing ``context`` for a conditional
+        coupling, a net that rejects the identity part, or a net output of the wrong shape
+        (all naming the layer and the shapes).
 
     Source: RealNVP (Dinh et al., 2017); the reference SurVAE code's ``CouplingBijection``.
     """
@@ -150,8 +151,9 @@ class Coupling(Bijection):
 class AffineCoupling(Coupling):
     """Affine coupling: ``z2 = scale(s) * x2 + t``, ``(s, t) = theta[..., 0], theta[..., 1]``.
 
+    Forward (X -> Z): ``z_id = x_id``, ``z2 = scale(s) * x2 + t`` with ``theta = net(x_id)``.
     V = ``sum log scale(s)`` over the transformed part (nats, ``(B,)``).
-    Inverse: ``x2 = (z2 - t) / scale(s)``. ``P = 2`` parameters per element, in the order
+    Inverse (Z -> X): ``x2 = (z2 - t) / scale(s)``. ``P = 2`` parameters per element, in the order
     (unconstrained scale, shift). The scale functions are those of the reference SurVAE code:
 
     - ``"exp"``: ``exp(s)`` (log-scale ``s``, RealNVP);
@@ -167,7 +169,8 @@ class AffineCoupling(Coupling):
       scale_fn: one of the names above.
 
     Raises:
-      ValueError: an unknown ``scale_fn``; the input/net checks of :class:`Coupling`.
+      ValueError: an unknown ``scale_fn``; the construction and input/net checks of
+        :class:`Coupling`.
 
     Source: RealNVP (Dinh et al., 2017), Eq. 7-9; Appendix H.4, Listing 1.
     """
@@ -195,8 +198,19 @@ class AffineCoupling(Coupling):
 class AdditiveCoupling(Coupling):
     """Additive coupling (NICE): ``z2 = x2 + t`` with ``t = net(x_id)``; V = 0 nats.
 
-    Inverse: ``x2 = z2 - t``. ``P = 1``: the net's output has ``x2``'s shape (or ``x2.shape +
-    (1,)``). See :class:`Coupling` for the split and shapes.
+    Forward (X -> Z): ``z_id = x_id``, ``z2 = x2 + net(x_id)``. Inverse (Z -> X):
+    ``x2 = z2 - net(z_id)``. Volume preserving: V = ``log|det dz/dx| = 0`` nats.
+
+    Args:
+      net, axis, num_condition, conditional: as :class:`Coupling`.
+
+    Shapes: ``x`` and ``z`` ``(B, ...)`` of the same shape, split along ``axis``, e.g. ``(B, D)``
+    with ``axis=-1``; the net maps ``x_id`` to ``x2``'s shape (``P = 1``; ``x2.shape + (1,)``
+    is accepted too), e.g. ``(B, n) -> (B, D - n)``; see the table of :class:`Coupling`.
+    V: ``(B,)`` zeros.
+
+    Raises:
+      ValueError: the construction and input/net checks of :class:`Coupling`.
 
     Source: NICE (Dinh et al., 2015); the reference SurVAE code's ``AdditiveCouplingBijection``.
     """

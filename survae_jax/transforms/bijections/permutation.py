@@ -24,8 +24,11 @@ class Permute(Bijection):
       key: a PRNG key for a random permutation (drawn once, at construction).
 
     Raises:
-      ValueError: not a permutation, a missing size/key, axis 0, or an input whose ``axis`` has
-        a length other than ``n``.
+      ValueError: not a permutation, a missing size/key, axis 0 (at construction); an input of
+        rank < 2 or non-floating, or whose ``axis`` has a length other than ``n``.
+
+    Shapes: ``x`` and ``z`` ``(B, ..., n, ...)`` with ``n`` on ``axis``, e.g. ``(B, D)`` or point
+    clouds ``(B, N, 2)`` with ``axis=1``; V ``(B,)`` zeros (nats).
 
     Source: RealNVP (Dinh et al., 2017) alternating masks; Glow (Kingma & Dhariwal, 2018).
     """
@@ -70,8 +73,14 @@ class Reverse(Permute):
       size: the length of the axis.
       axis: the axis to reverse (``-1`` by default; ``1`` for the points of a point cloud).
 
+    Forward (X -> Z) and inverse (Z -> X): ``flip`` along ``axis``.
+
+    Shapes: ``x`` and ``z`` ``(B, ..., size, ...)`` with ``size`` on ``axis``, e.g. ``(B, D)`` or
+    ``(B, N, 2)`` with ``axis=1``; V ``(B,)`` zeros (nats).
+
     Raises:
-      ValueError: an input whose ``axis`` has a length other than ``size``.
+      ValueError: ``axis=0`` (at construction); an input of rank < 2 or non-floating, or whose
+        ``axis`` has a length other than ``size``.
 
     Source: Appendix H.4, Listing 1 (``Reverse()`` between couplings); RealNVP (Dinh et al., 2017).
     """

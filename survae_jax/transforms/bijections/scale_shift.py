@@ -43,9 +43,11 @@ class Scale(_FixedElementwise):
       scale: a nonzero scalar or array broadcastable to the event shape, e.g. ``(D,)`` for
         ``(B, D)`` inputs or ``(C,)`` for NHWC images.
 
+    Shapes: ``x`` and ``z`` ``(B, ...)``, e.g. ``(B, D)``; V ``(B,)``.
+
     Raises:
-      ValueError: a zero or non-finite scale (at construction), or an input whose event shape the
-        scale does not broadcast to.
+      ValueError: a zero or non-finite scale (at construction); an input of rank 0 or
+        non-floating, or whose event shape the scale does not broadcast to.
 
     Source: the reference SurVAE code's ``ScalarAffineBijection``; Appendix A, Eq. 5.
     """
@@ -70,13 +72,18 @@ class Scale(_FixedElementwise):
 class Shift(_FixedElementwise):
     """Fixed shift ``z = x + shift`` (elementwise, broadcast over the event); V = 0 nats.
 
-    Inverse (Z -> X): ``x = z - shift``.
+    Forward (X -> Z): ``z = x + shift``. Inverse (Z -> X): ``x = z - shift``. Volume
+    preserving: V = ``log|det dz/dx| = 0`` nats.
 
     Args:
-      shift: a finite scalar or array broadcastable to the event shape.
+      shift: a finite scalar or array broadcastable to the event shape, e.g. ``(D,)`` for
+        ``(B, D)`` inputs or ``(C,)`` for NHWC images.
+
+    Shapes: ``x`` and ``z`` ``(B, ...)``, e.g. ``(B, D)``; V ``(B,)`` zeros.
 
     Raises:
-      ValueError: a non-finite shift, or an input whose event shape it does not broadcast to.
+      ValueError: a non-finite shift (at construction); an input of rank 0 or non-floating, or
+        whose event shape the shift does not broadcast to.
 
     Source: the reference SurVAE code's ``ScalarAffineBijection``.
     """

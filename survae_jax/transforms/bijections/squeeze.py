@@ -8,15 +8,33 @@ from survae_jax.transforms.base import Array, Bijection
 
 
 def squeeze2d(x: Array, f: int) -> Array:
-    """``(B, H, W, C) -> (B, H/f, W/f, C f^2)``; output channel ``c f^2 + i f + j`` holds
-    ``x[b, f h + i, f w + j, c]``."""
+    """Space-to-channels reshape, the forward (X -> Z) map of :class:`Squeeze2d`.
+
+    Shapes: ``(B, H, W, C) -> (B, H/f, W/f, C f^2)``; output channel ``c f^2 + i f + j`` holds
+    ``x[b, f h + i, f w + j, c]``. A permutation of the entries (log|det| = 0 nats).
+
+    Raises:
+      ValueError: ``x`` not of rank 4; TypeError: ``H`` or ``W`` not divisible by ``f`` (from
+        the reshape). No other checks: :class:`Squeeze2d` validates first, naming the layer.
+
+    Source: RealNVP (Dinh et al., 2017), Section 3.6.
+    """
     b, h, w, c = x.shape
     t = x.reshape(b, h // f, f, w // f, f, c).transpose(0, 1, 3, 5, 2, 4)
     return t.reshape(b, h // f, w // f, c * f * f)
 
 
 def unsqueeze2d(z: Array, f: int) -> Array:
-    """Inverse of :func:`squeeze2d`: ``(B, H, W, C f^2) -> (B, H f, W f, C)``."""
+    """Inverse of :func:`squeeze2d`, the inverse (Z -> X) map of :class:`Squeeze2d`.
+
+    Shapes: ``(B, H, W, C f^2) -> (B, H f, W f, C)``.
+
+    Raises:
+      ValueError: ``z`` not of rank 4; TypeError: channels not divisible by ``f^2`` (from the
+        reshape). :class:`Squeeze2d` validates first, naming the layer.
+
+    Source: RealNVP (Dinh et al., 2017), Section 3.6.
+    """
     b, h, w, c = z.shape
     t = z.reshape(b, h, w, c // (f * f), f, f).transpose(0, 1, 4, 2, 5, 3)
     return t.reshape(b, h * f, w * f, c // (f * f))

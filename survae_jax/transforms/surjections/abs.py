@@ -132,6 +132,9 @@ class AbsSurjection(_AbsBase, InferenceSurjection):
       ValueError: input of rank < 2 or not floating; ``features`` out of range; ``inverse``
         without ``key``; a classifier whose samples are not ``(B, ..., F)``.
       TypeError: a classifier that is not a ``Distribution``.
+
+    Source: Nielsen et al. (2020), "SurVAE Flows", appendix Table 7 (row "Abs") and Appendix D.2,
+    Eqs. 18-22.
     """
 
     def __init__(self, classifier: Distribution | None = None, *, features: Sequence[int] | None = None):
@@ -175,6 +178,9 @@ class GenerativeAbsSurjection(_AbsBase, GenerativeSurjection):
     Raises:
       ValueError: as :class:`AbsSurjection`, and ``forward`` without ``key``.
       TypeError: a classifier that is not a ``Distribution``.
+
+    Source: Nielsen et al. (2020), "SurVAE Flows", appendix Table 6 (row "Abs") and Appendix D.1,
+    Eqs. 13-17.
     """
 
     def __init__(self, classifier: Distribution | None = None, *, features: Sequence[int] | None = None):

@@ -178,6 +178,9 @@ class MaxSurjection(_MaxBase, InferenceSurjection):
       ValueError: ``x`` whose ``axis`` is not of length ``size``; ``z`` whose shape does not fit
         ``keepdims``; ``inverse`` without ``key``; bad ``size``, ``axis`` or ``scale``.
       TypeError: a classifier that is not a ``Distribution``.
+
+    Source: Nielsen et al. (2020), "SurVAE Flows", appendix Table 7 (row "Max") and Appendix E.2,
+    Eqs. 28-32.
     """
 
     def __init__(
@@ -226,6 +229,9 @@ class GenerativeMaxSurjection(_MaxBase, GenerativeSurjection):
     Raises:
       ValueError: as :class:`MaxSurjection`, and ``forward`` without ``key``.
       TypeError: a classifier that is not a ``Distribution``.
+
+    Source: Nielsen et al. (2020), "SurVAE Flows", appendix Table 6 (row "Max") and Appendix E.1,
+    Eqs. 23-27.
     """
 
     def __init__(

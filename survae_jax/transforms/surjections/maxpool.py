@@ -49,10 +49,15 @@ class MaxPoolSurjection2d(InferenceSurjection):
 
     No learned parts ("the simplest possible choice" of Appendix I.3).
 
+    Args: none (``p(k|z) = 1/4`` and the half-normal's scale 1 are fixed).
+
     Shapes: ``x: (B, H, W, C)`` with even ``H`` and ``W``; ``z: (B, H/2, W/2, C)``; V: ``(B,)`` nats.
 
     Raises:
       ValueError: input not of rank 4, odd ``H`` or ``W``, not floating; ``inverse`` without ``key``.
+
+    Source: Nielsen et al. (2020), "SurVAE Flows", Appendix I.3 ("MaxPoolFlow"), with the max
+    surjection of Table 7 (row "Max") and Appendix E.2, Eqs. 28-32, on each 2x2 window.
     """
 
     def __init__(self):

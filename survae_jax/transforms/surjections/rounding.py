@@ -19,10 +19,19 @@ Array = jax.Array
 def add_below_next_integer(k: Array, u: Array) -> Array:
     """``k + u`` for integer-valued ``k`` and ``u`` in ``[0, 1)``, kept strictly below ``k + 1``.
 
+    Shapes: ``k`` and ``u`` floating arrays of the same (or broadcastable) shape, e.g.
+    ``(B, D)``; the result has their broadcast shape and dtype.
+
     In floating point ``k + u`` can round up to ``k + 1`` (float32: ``2 + (1 - 2**-24) == 3``),
     which would leave the fibre ``[k, k + 1)`` of ``floor``; such sums are moved to the largest
     float below ``k + 1``. Exact otherwise. Used by rounding and dequantization so that
-    ``floor(k + u) == k`` always holds.
+    ``floor(k + u) == k`` always holds for ``u`` in ``[0, 1]``.
+
+    Raises: nothing; no values are checked (the layers check ``u`` first). A ``u`` outside
+    ``[0, 1]`` is not corrected beyond the clamp below ``k + 1``.
+
+    Source: the fibre ``[k, k + 1)`` of ``floor`` in Nielsen et al. (2020), Tables 6 and 7
+    ("Rounding").
     """
     return jnp.minimum(k + u, jnp.nextafter(k + 1, k))
 

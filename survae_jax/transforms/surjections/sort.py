@@ -117,6 +117,9 @@ class SortSurjection(_SortBase, InferenceSurjection):
     Raises:
       ValueError: rank < 2 or non-floating input; ``axis`` 0 or out of range; ``by`` out of range;
         ``inverse`` without ``key``.
+
+    Source: Nielsen et al. (2020), "SurVAE Flows", appendix Table 7 (row "Sort") and Appendix F.2,
+    Eqs. 38-42.
     """
 
     def __init__(self, axis: int = 1, by: int = 0):
@@ -152,6 +155,9 @@ class GenerativeSortSurjection(_SortBase, GenerativeSurjection):
 
     Raises:
       ValueError: as :class:`SortSurjection`, and ``forward`` without ``key``.
+
+    Source: Nielsen et al. (2020), "SurVAE Flows", appendix Table 6 (row "Sort") and Appendix F.1,
+    Eqs. 33-37.
     """
 
     def __init__(self, axis: int = 1, by: int = 0):

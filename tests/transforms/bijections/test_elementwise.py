@@ -140,3 +140,26 @@ def test_scale_shift_are_not_trained():
 
     assert not jax.tree.leaves(nnx.state(Scale(jnp.array([1.0, 2.0])), nnx.Param))
     assert not jax.tree.leaves(nnx.state(Shift(jnp.array([1.0, 2.0])), nnx.Param))
+
+
+_LATENT_V = [  # the docstrings' V written in the latent z, and a point of each domain
+    (Sigmoid(), lambda z: jnp.log(z) + jnp.log1p(-z), [[-1.5, 0.3], [2.0, -0.2]]),
+    (Logit(0.05), lambda z: math.log(0.9) + jax.nn.softplus(z) + jax.nn.softplus(-z), [[0.2, 0.7], [0.05, 0.9]]),
+    (Softplus(), lambda z: jnp.log(-jnp.expm1(-z)), [[-1.5, 0.3], [2.0, -0.2]]),
+    (SoftplusInverse(), lambda z: jax.nn.softplus(-z), [[0.5, 1.3], [2.0, 0.2]]),
+    (Tanh(), lambda z: jnp.log1p(-jnp.square(z)), [[-1.5, 0.3], [2.0, -0.2]]),
+]
+
+
+@pytest.mark.parametrize("layer,v_of_z,x", _LATENT_V, ids=[type(c[0]).__name__ for c in _LATENT_V])
+def test_documented_v_in_both_directions(layer, v_of_z, x):
+    """V = sum log|dz/dx| (jacfwd), = the docstring's formula in z, = -log|dx/dz| of the inverse."""
+    x = jnp.asarray(x)
+    z, v = layer.forward(x)
+    dz = jax.vmap(jax.jacfwd(lambda r: layer.forward(r[None])[0][0]))(x)
+    dx = jax.vmap(jax.jacfwd(lambda r: layer.inverse(r[None])[0]))(z)
+    log_dz = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(dz, axis1=1, axis2=2))), axis=1)
+    log_dx = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(dx, axis1=1, axis2=2))), axis=1)
+    np.testing.assert_allclose(v, log_dz, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(v, jnp.sum(v_of_z(z), axis=1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(log_dx, -v, rtol=1e-4, atol=1e-5)
