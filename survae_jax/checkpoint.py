@@ -8,6 +8,14 @@ with the same structure, shapes and dtypes (the freshly built model's state), so
 written by a different model is refused with a message instead of silently mis-assigned.
 
 Typed PRNG keys (``nnx.Rngs`` state) are stored as their raw ``uint32`` key data and re-wrapped.
+
+A damaged checkpoint is read once synchronously with tensorstore before orbax restores it
+(:func:`_verify_readable`). Orbax's restore runs all the array reads at once on an asyncio
+event loop of its own and closes that loop as soon as the first read fails, while the other
+reads are still in flight; when those finish, tensorstore calls back into the closed loop and
+each prints a ``RuntimeError: Event loop is closed`` traceback on stderr. The synchronous pass
+waits for every read it starts, so a damaged checkpoint fails there, with one
+:class:`CheckpointError`, before orbax is asked to read it.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+import tensorstore as ts
 
 _NAME = re.compile(r"^step_(\d{8})$")
 
@@ -28,8 +37,63 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or does not fit the model it is restored into."""
 
 
+class CheckpointMismatchError(CheckpointError):
+    """A readable checkpoint whose arrays do not fit the template: written by a different model."""
+
+
 def _is_key(x) -> bool:
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _short(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300]
+
+
+def _verify_readable(path: str) -> None:
+    """Read every stored byte of the OCDBT checkpoint ``path`` and decode its zarr arrays.
+
+    Synchronous (tensorstore futures, no asyncio), and every read started is waited for, so
+    nothing is left running when it fails. A folder without ``manifest.ocdbt`` (another
+    storage layout) is left to orbax.
+
+    Raises:
+      CheckpointError: the manifest, the tree of keys, a value or an array cannot be read or
+        decoded; the message names the checkpoint and the array.
+    """
+    if not os.path.isfile(os.path.join(path, "manifest.ocdbt")):
+        return
+    ctx = ts.Context()
+    kv_spec = {"driver": "ocdbt", "base": {"driver": "file", "path": os.path.abspath(path) + "/"}}
+    try:
+        kv = ts.KvStore.open(kv_spec, context=ctx).result()
+        keys = kv.list().result()
+    except Exception as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {_short(e)}") from e
+    arrays = sorted({k[: -len(b"/.zarray")].decode() for k in keys if k.endswith(b"/.zarray")})
+    other = [k for k in keys if not any(k.startswith(a.encode() + b"/") for a in arrays)]
+    # Start every read, then wait for all of them before reporting the first failure.
+    pending = [(k.decode(errors="replace"), kv.read(k)) for k in other]
+    pending += [(a, ts.open({"driver": "zarr", "kvstore": {**kv_spec, "path": a + "/"}},
+                            context=ctx, open=True, read=True)) for a in arrays]
+    errors, reads = [], []
+    for name, fut in pending:
+        try:
+            out = fut.result()
+            if isinstance(out, ts.TensorStore):
+                reads.append((name, out.read()))
+        except Exception as e:  # tensorstore raises ValueError and others
+            errors.append((name, e))
+    for name, fut in reads:
+        try:
+            fut.result()
+        except Exception as e:
+            errors.append((name, e))
+    if errors:
+        name, e = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: array {name!r}{more}: {type(e).__name__}: {_short(e)}"
+        ) from e
 
 
 def checkpoint_path(directory: str, step: int) -> str:
@@ -77,9 +141,11 @@ def save_checkpoint(
         if os.path.exists(path):
             shutil.rmtree(path)
         ckpt = ocp.StandardCheckpointer()
-        ckpt.save(os.path.abspath(path), payload)
-        ckpt.wait_until_finished()
-        ckpt.close()
+        try:
+            ckpt.save(os.path.abspath(path), payload)
+            ckpt.wait_until_finished()
+        finally:
+            ckpt.close()
     except Exception as e:  # orbax raises many kinds; one message that says where
         raise CheckpointError(f"cannot write checkpoint {path}: {type(e).__name__}: {e}") from e
     for old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
@@ -95,17 +161,21 @@ def restore_checkpoint(path: str, template: Any) -> tuple[Any, int, np.ndarray]:
       it was saved at and the history ``(K, 2)`` of ``(step, nats)`` rows.
 
     Raises:
-      CheckpointError: the folder is missing or unreadable, or its leaves do not match the
-        template's count, shapes or dtypes.
+      CheckpointError: the folder is missing, unreadable or malformed.
+      CheckpointMismatchError: (a ``CheckpointError``) its leaves do not match the template's
+        count, shapes or dtypes: it was written by a different model.
     """
     if not os.path.isdir(path):
         raise CheckpointError(f"checkpoint {path} not found.")
+    _verify_readable(path)
     try:
         ckpt = ocp.StandardCheckpointer()
-        payload = ckpt.restore(os.path.abspath(path))
-        ckpt.close()
+        try:
+            payload = ckpt.restore(os.path.abspath(path))
+        finally:
+            ckpt.close()
     except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e)[:300]}") from e
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {_short(e)}") from e
     leaves, treedef = jax.tree.flatten(template)
     try:
         count = int(payload.get("num_leaves", len(payload["leaves"])))
@@ -116,7 +186,7 @@ def restore_checkpoint(path: str, template: Any) -> tuple[Any, int, np.ndarray]:
     except Exception as e:
         raise CheckpointError(f"checkpoint {path} is malformed: {type(e).__name__}: {e}") from e
     if count != len(leaves):
-        raise CheckpointError(
+        raise CheckpointMismatchError(
             f"checkpoint {path} holds {count} arrays but the model has {len(leaves)}: "
             "it was written by a different model."
         )
@@ -129,7 +199,7 @@ def restore_checkpoint(path: str, template: Any) -> tuple[Any, int, np.ndarray]:
         if _is_key(t):
             s = jax.random.wrap_key_data(s, impl=jax.random.key_impl(t))
         elif tuple(np.shape(s)) != tuple(np.shape(t)) or np.asarray(s).dtype != np.dtype(t.dtype):
-            raise CheckpointError(
+            raise CheckpointMismatchError(
                 f"checkpoint {path}: array {i} has shape {np.shape(s)} {np.asarray(s).dtype}, "
                 f"the model expects {np.shape(t)} {t.dtype}: it was written by a different model."
             )

@@ -23,6 +23,8 @@ import os
 import shutil
 import sys
 
+from survae_jax.experiments.flags import non_negative_int, positive_float, positive_int
+
 PROG = "survae-jax"
 
 # The paper's reference figures (original PyTorch code, 10,000 steps, one seed), nats.
@@ -45,14 +47,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _common_train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the paper's 10,000)")
+def _common_train_args(p: argparse.ArgumentParser, helps: dict[str, str] | None = None) -> None:
+    """The flags every ``train <experiment>`` takes; ``helps``: the experiment's help texts."""
+    h = {
+        "steps": "optimizer steps",
+        "batch_size": "examples per optimizer step",
+        "lr": "Adam learning rate",
+        "log_every": "steps per compiled block / progress update",
+        "checkpoint_every": "steps between checkpoints (0: only at the end)",
+        **(helps or {}),
+    }
+    p.add_argument("--steps", type=positive_int, default=None, help=h["steps"])
     p.add_argument("--seed", type=int, default=None, help="seed of the weights, batches and keys (default 0)")
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--log-every", dest="log_every", type=int, default=None,
-                   help="steps per compiled block / progress update (default 100)")
-    p.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=None)
+    p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=None, help=h["batch_size"])
+    p.add_argument("--lr", type=positive_float, default=None, help=h["lr"])
+    p.add_argument("--log-every", dest="log_every", type=positive_int, default=None, help=h["log_every"])
+    p.add_argument("--checkpoint-every", dest="checkpoint_every", type=non_negative_int, default=None,
+                   help=h["checkpoint_every"])
     p.add_argument("--out", default=None, help="the run folder (default runs/<experiment>_...)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -77,20 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         p = exps.add_parser(name, help=exp.description)
         exp.add_arguments(p)
-        _common_train_args(p)
+        _common_train_args(p, exp.common_flag_help())
 
     p_eval = sub.add_parser("eval", help="test metrics of a run folder's last checkpoint")
     p_eval.add_argument("run_dir")
 
     p_sample = sub.add_parser("sample", help="draw samples from a run and write a figure")
     p_sample.add_argument("run_dir")
-    p_sample.add_argument("--num", type=int, default=50_000, help="number of samples")
+    p_sample.add_argument("--num", type=positive_int, default=50_000, help="number of samples (default 50,000)")
     p_sample.add_argument("--seed", type=int, default=0)
     p_sample.add_argument("--out", default=None, help="the PNG file (default RUN_DIR/samples.png)")
 
     p_demo = sub.add_parser("demo", help="baseline vs AbsFlow on one 2-D dataset, short schedule")
     p_demo.add_argument("--dataset", default="checkerboard")
-    p_demo.add_argument("--steps", type=int, default=3000)
+    p_demo.add_argument("--steps", type=positive_int, default=3000, help="optimizer steps per model (default 3,000)")
     p_demo.add_argument("--out", default=os.path.join("runs", "demo"))
     p_demo.add_argument("--no-progress", dest="progress", action="store_false")
     return parser
@@ -107,6 +118,8 @@ def _cmd_train(args) -> int:
         config = exp.config_from_args(args)
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from e
+    for note in exp.notes(config, args):
+        print(f"{PROG}: note: {note}", file=sys.stderr, flush=True)
     run_dir = args.out or os.path.join("runs", exp.run_name(config))
     out = run_experiment(exp, config, run_dir, resume=args.resume, progress=args.progress)
     print(f"{run_dir}: test {out['test_nats']:.4f} nats, train {out['train_nats']:.4f} nats, "

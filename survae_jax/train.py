@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from typing import Any, Callable
 
@@ -41,6 +42,7 @@ from tqdm import tqdm
 from survae_jax.evaluation import evaluate, num_examples
 from survae_jax.checkpoint import (
     CheckpointError,
+    CheckpointMismatchError,
     checkpoint_path,
     list_checkpoints,
     restore_checkpoint,
@@ -176,6 +178,7 @@ def train(
     resume: bool = False,
     init_fn: Callable | str | None = "auto",
     callback: Callable[[int, float], None] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``train_data`` and return a :class:`TrainResult`; ``model`` is updated.
 
@@ -189,17 +192,20 @@ def train(
       loss_fn: ``loss_fn(model, batch, key) -> scalar`` to minimise, nats; default :func:`nll_loss`.
       checkpoint_dir: folder for orbax checkpoints (every ``checkpoint_every`` steps and at the
         end); ``None``: no checkpoints.
-      resume: continue from the latest checkpoint in ``checkpoint_dir`` (a fresh start if none).
+      resume: continue from the latest checkpoint in ``checkpoint_dir`` that can be read (a fresh
+        start if there is none); an unreadable newer one is skipped with one line to ``log``.
       init_fn: data-dependent init ``init_fn(model, batch, key) -> model | None``, called once on
         ``init_batch_size`` examples before the first step of a fresh run, never on resume;
         ``"auto"`` runs ``initialize_actnorm(model, batch, key=key)`` when the model holds an
         ``ActNorm`` (for data that is an array); ``None``: none.
       callback: ``callback(step, block_mean_nats)`` after each block (raise inside to stop).
+      log: where the one-line notes go (a skipped damaged checkpoint); default: stderr.
 
     Raises:
       TrainingError: a NaN or infinite loss (naming the first bad step), or fewer examples than
         one batch.
-      CheckpointError: an unreadable checkpoint, or one written by a different model.
+      CheckpointError: on resume, no checkpoint can be read (the newest one's error), or
+        :class:`~survae_jax.checkpoint.CheckpointMismatchError`: one written by a different model.
     """
     cfg = config
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
@@ -219,9 +225,8 @@ def train(
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     opt_state = optimizer.init(params)
     if latest:
-        (params, rest, opt_state), start, history = restore_checkpoint(
-            checkpoint_path(checkpoint_dir, latest[-1]), (params, rest, opt_state)
-        )
+        (params, rest, opt_state), start, history = _restore_newest_readable(
+            checkpoint_dir, latest, (params, rest, opt_state), log)
     else:
         if init_fn is not None:
             fn = _auto_init if init_fn == "auto" else init_fn
@@ -303,6 +308,27 @@ def train(
         steps_per_second=done / t_loop if t_loop > 0 else float("nan"),
         resumed_from=start,
     )
+
+
+def _restore_newest_readable(directory: str, steps: list[int], template, log):
+    """Restore the newest checkpoint of ``steps`` that reads; skip damaged newer ones, one line each.
+
+    A checkpoint that reads but does not fit ``template`` (a different model) is an error at
+    once: older ones were written by the same run and would not fit either.
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    first_error = None
+    for i in range(len(steps) - 1, -1, -1):
+        try:
+            return restore_checkpoint(checkpoint_path(directory, steps[i]), template)
+        except CheckpointMismatchError:
+            raise
+        except CheckpointError as e:
+            first_error = first_error or e
+            if i > 0:
+                log(f"resume: skipped the damaged checkpoint of step {steps[i]} "
+                    f"({' '.join(str(e).split())[:300]}); trying step {steps[i - 1]}.")
+    raise first_error
 
 
 def _last_epoch_mean(hist: np.ndarray, per_epoch: int) -> float:

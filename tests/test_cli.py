@@ -33,13 +33,97 @@ def one_line_error(err):
         (["train", "cifar"], "invalid choice: 'cifar'"),
         (["train", "toy2d", "--steps", "ten"], "invalid int value"),
         ([], "required"),
+        # Counts must be >= 1 (before any run folder is written).
+        (["train", "toy2d", "--steps", "0"], "argument --steps: must be an integer >= 1, got 0"),
+        (["train", "toy2d", "--steps", "-5"], "argument --steps: must be an integer >= 1, got -5"),
+        (["train", "toy2d", "--batch-size", "0"], "argument --batch-size: must be an integer >= 1"),
+        (["train", "toy2d", "--num-train", "0"], "argument --num-train: must be an integer >= 1"),
+        (["train", "toy2d", "--log-every", "0"], "argument --log-every: must be an integer >= 1"),
+        (["train", "toy2d", "--checkpoint-every", "-1"], "argument --checkpoint-every: must be an integer >= 0"),
+        (["train", "toy2d", "--lr", "0"], "argument --lr: must be a finite number > 0"),
+        (["train", "spatial_mnist", "--epochs", "0"], "argument --epochs: must be an integer >= 1"),
+        (["train", "spatial_mnist", "--model", "permuteflow", "--iwbo-samples", "0"],
+         "argument --iwbo-samples: must be an integer >= 1"),
+        (["train", "spatial_mnist", "--dropout", "1.5"], "argument --dropout: must be in [0, 1)"),
+        (["sample", "RUN", "--num", "-3"], "argument --num: must be an integer >= 1, got -3"),
+        (["sample", "RUN", "--num", "0"], "argument --num: must be an integer >= 1, got 0"),
+        (["demo", "--steps", "0"], "argument --steps: must be an integer >= 1"),
+        # An option the chosen model does not use is an error, not silently ignored.
+        (["train", "toy2d", "--model", "baseline", "--range-flow", "logit"], "only applies to the symmetric AbsFlow"),
+        (["train", "toy2d", "--dataset", "checkerboard", "--model", "absflow", "--range-flow", "softplus"],
+         "no effect on absflow on checkerboard"),
+        (["train", "toy2d", "--dataset", "checkerboard", "--model", "absflow", "--scale-fn", "exp"],
+         "has no couplings"),
+        (["train", "spatial_mnist", "--iwbo-samples", "10"], "--iwbo-samples only apply to --model permuteflow"),
+        (["train", "spatial_mnist", "--steps", "5", "--epochs", "2"], "--steps and --epochs"),
     ],
 )
 def test_bad_usage(argv, expect, capsys, tmp_path):
     code, _, err = run(argv + ["--out", str(tmp_path / "r")] if argv[:1] == ["train"] and len(argv) > 2 else argv, capsys)
     assert code == 2
     assert expect in one_line_error(err)
-    assert not (tmp_path / "r" / "metrics.json").exists()
+    assert not (tmp_path / "r").exists()
+
+
+def test_steps_help_is_per_experiment(capsys):
+    helps = {}
+    for name in ("toy2d", "spatial_mnist"):
+        with pytest.raises(SystemExit) as e:
+            main(["train", name, "--help"])
+        assert e.value.code == 0
+        helps[name] = " ".join(capsys.readouterr().out.split())
+    assert "optimizer steps (default: the paper's 10,000)" in helps["toy2d"]
+    assert "paper's 10,000" not in helps["spatial_mnist"]
+    assert ("--steps STEPS optimizer steps (default: --epochs epochs of 390 steps, i.e. 195,000 for the paper "
+            "preset, 6,240 for cpu)") in helps["spatial_mnist"]
+
+
+@pytest.mark.parametrize("backend, preset, noted", [("cpu", [], True), ("cpu", ["--preset", "cpu"], False),
+                                                    ("gpu", [], False)])
+def test_paper_preset_on_cpu_notes_the_cpu_preset(backend, preset, noted, monkeypatch, tmp_path, capsys):
+    import jax
+
+    from survae_jax.experiments import runner
+
+    calls = []
+
+    def fake_run(exp, config, run_dir, **kw):  # no training: only what happens before it
+        calls.append(config)
+        return {"test_nats": 1.0, "train_nats": 1.0, "steps_per_second": 1.0}
+
+    monkeypatch.setattr(runner, "run_experiment", fake_run)
+    monkeypatch.setattr(jax, "default_backend", lambda: backend)
+    code, _, err = run(["train", "spatial_mnist", "--model", "permuteflow", "--out", str(tmp_path)] + preset, capsys)
+    assert code == 0 and len(calls) == 1
+    lines = [line for line in err.splitlines() if line.strip()]
+    if noted:
+        assert len(lines) == 1 and lines[0].startswith("survae-jax: note: --preset paper")
+        assert "meant for a GPU" in lines[0] and "--preset cpu" in lines[0] and "~15 min" in lines[0]
+        assert "IWBO k=1000" in lines[0]
+    else:
+        assert lines == []
+
+
+def test_spatial_mnist_metrics_count_parameters():
+    import dataclasses
+
+    import numpy as np
+
+    from survae_jax.experiments.point_cloud import EXPERIMENT, build_model, cpu_config
+    from survae_jax.experiments.registry import num_parameters
+
+    cfg = dataclasses.replace(cpu_config("sortflow"), num_steps=1, d_model=8, num_heads=2, d_ff=16)
+    model = build_model(cfg)
+    m = EXPERIMENT.test_metrics(cfg, np.full(4, -290.0), model)
+    assert m["num_parameters"] == num_parameters(model) > 1000
+    assert m["test_ppll"] == pytest.approx(-5.8) and m["test_nats"] == pytest.approx(290.0)
+
+
+def test_sample_run_rejects_a_non_positive_count(tmp_path):
+    from survae_jax.experiments.runner import sample_run
+
+    with pytest.raises(ValueError, match="num_samples must be >= 1, got 0"):
+        sample_run(str(tmp_path), num_samples=0)
 
 
 def test_unwritable_out_folder(tmp_path, capsys):
@@ -92,7 +176,16 @@ def test_tiny_run_end_to_end_then_errors(tmp_path, capsys):
             with open(os.path.join(root, f), "wb") as fh:
                 fh.write(b"\0garbage")
     code, _, err = run(["eval", str(out)], capsys)
-    assert code == 1 and "step_00000020" in one_line_error(err)
+    assert code == 1 and "step_00000020" in one_line_error(err)  # one line: no orbax tracebacks
+    # --resume skips it, says so in one line, and redoes steps 11..20 from the intact step 10.
+    code, _, err = run(["train", "toy2d", "--dataset", "corners", "--model", "absflow", "--out", str(out),
+                        "--resume"] + TINY, capsys)
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "skipped the damaged checkpoint of step 20" in lines[0], err
+    m2 = json.loads((out / "metrics.json").read_text())
+    assert m2["resumed_from"] == 10 and m2["test_nats"] == pytest.approx(m["test_nats"], abs=1e-6)
+    assert m2["num_parameters"] == m["num_parameters"] > 0
 
 
 @pytest.mark.slow

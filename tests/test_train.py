@@ -163,3 +163,53 @@ def test_checkpoint_round_trip_with_keys_and_empty_arrays(tmp_path):
     np.testing.assert_array_equal(jax.random.key_data(out["key"]), jax.random.key_data(tree["key"]))
     with pytest.raises(CheckpointError, match="not found"):
         restore_checkpoint(str(tmp_path / "step_00000099"), template)
+
+
+def _damage(step_dir, which="all"):
+    """Overwrite files of a checkpoint folder: every file, or only the stored array data."""
+    for root, _, files in os.walk(step_dir):
+        for f in files:
+            if which == "all" or (which == "data" and os.path.basename(root) == "d" and "ocdbt" in root):
+                with open(os.path.join(root, f), "r+b") as fh:
+                    data = bytearray(fh.read())
+                    fh.seek(0)
+                    fh.write(bytes(b ^ 0x5A for b in data) if which == "data" else b"\0garbage"[: len(data)])
+
+
+def test_resume_skips_a_damaged_newest_checkpoint(tmp_path):
+    data = tiny_data()
+    cfg = TrainConfig(steps=12, batch_size=32, log_every=6, checkpoint_every=6, seed=2, progress=False)
+    full = train(tiny_flow(), data, config=cfg, checkpoint_dir=str(tmp_path))
+    assert list_checkpoints(str(tmp_path)) == [6, 12]
+    _damage(os.path.join(str(tmp_path), "step_00000012"))
+    lines = []
+    model = tiny_flow()
+    res = train(model, data, config=cfg, checkpoint_dir=str(tmp_path), resume=True, log=lines.append)
+    assert len(lines) == 1 and "skipped the damaged checkpoint of step 12" in lines[0]
+    assert "step_00000012" in lines[0] and lines[0].endswith("trying step 6.")
+    assert res.resumed_from == 6 and res.step == 12  # steps 7..12 redone: the same parameters
+    for a, b in zip(params_of(full.model), params_of(model)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(full.history, res.history)
+
+
+@pytest.mark.parametrize("which", ["all", "data"])
+def test_damaged_checkpoint_fails_before_orbax_reads_it(tmp_path, monkeypatch, which):
+    """Orbax's restore reads all arrays at once and closes its event loop at the first failure
+    while other reads are in flight ("RuntimeError: Event loop is closed" tracebacks on stderr):
+    a damaged checkpoint must be caught by the synchronous check, before orbax reads it."""
+    from survae_jax import checkpoint
+    from survae_jax.checkpoint import restore_checkpoint, save_checkpoint
+
+    tree = {f"w{i}": jnp.full((3, 4), float(i)) for i in range(12)}
+    path = save_checkpoint(str(tmp_path), 3, tree)
+    assert restore_checkpoint(path, tree)[1] == 3  # intact: the check passes, orbax restores
+
+    class NoOrbax:
+        def __init__(self, *a, **k):
+            raise AssertionError("orbax asked to read a damaged checkpoint")
+
+    _damage(path, which)
+    monkeypatch.setattr(checkpoint.ocp, "StandardCheckpointer", NoOrbax)
+    with pytest.raises(CheckpointError, match="cannot read checkpoint .*step_00000003"):
+        restore_checkpoint(path, tree)

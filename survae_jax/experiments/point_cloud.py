@@ -38,7 +38,8 @@ from flax import nnx
 from survae_jax import metrics
 from survae_jax.data.spatial_mnist import load_spatial_mnist
 from survae_jax.distributions.standard import StandardNormal
-from survae_jax.experiments.registry import Experiment
+from survae_jax.experiments.flags import dropout_rate, positive_int
+from survae_jax.experiments.registry import Experiment, num_parameters
 from survae_jax.flow import Flow
 from survae_jax.nn.transformer import Transformer, with_dropout
 from survae_jax.train import TrainConfig, evaluate
@@ -125,7 +126,7 @@ def paper_config(model: str) -> PointCloudConfig:
 
 
 def cpu_config(model: str) -> PointCloudConfig:
-    """A reduced schedule for a 2-core CPU (about 20 minutes per model on 2 shared cores).
+    """A reduced schedule for a 2-core CPU (about 15 minutes per model on 2 cores, measured).
 
     4 steps of couplings whose Transformers have 1 block, d_model 32, 4 heads, d_ff 64; no
     dropout (too short a schedule to overfit); 16 epochs with a 300-step warm-up; PermuteFlow's
@@ -137,6 +138,7 @@ def cpu_config(model: str) -> PointCloudConfig:
 
 
 PRESETS = {"paper": paper_config, "cpu": cpu_config}
+
 
 
 def _transformer(cfg: PointCloudConfig, d_in: int, d_out: int, num_points: int | None, rngs):
@@ -265,18 +267,58 @@ class SpatialMNISTExperiment(Experiment):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--model", choices=MODELS, default="sortflow")
         parser.add_argument("--preset", choices=sorted(PRESETS), default="paper",
-                            help="paper: Appendix I.2 in full (GPU); cpu: the reduced CPU schedule")
-        parser.add_argument("--epochs", type=int, default=None)
-        parser.add_argument("--flow-steps", dest="num_steps", type=int, default=None,
-                            help="flow steps (32 in the paper)")
-        parser.add_argument("--dropout", type=float, default=None)
-        parser.add_argument("--iwbo-samples", dest="iwbo_samples", type=int, default=None)
-        parser.add_argument("--iwbo-examples", dest="iwbo_examples", type=int, default=None)
+                            help="paper (default): Appendix I.2 in full, meant for a GPU; cpu: the reduced "
+                                 "CPU schedule (~15 min per model on 2 cores)")
+        parser.add_argument("--epochs", type=positive_int, default=None,
+                            help="epochs of 390 steps (default: 500 paper, 16 cpu); not with --steps")
+        parser.add_argument("--flow-steps", dest="num_steps", type=positive_int, default=None,
+                            help="flow steps (default: 32 paper, 4 cpu)")
+        parser.add_argument("--dropout", type=dropout_rate, default=None,
+                            help="Transformer dropout in [0, 1) (default: 0.1 PermuteFlow, 0.2 SortFlow; 0 cpu)")
+        parser.add_argument("--iwbo-samples", dest="iwbo_samples", type=positive_int, default=None,
+                            help="PermuteFlow only: importance samples k of the test IWBO (default 1000)")
+        parser.add_argument("--iwbo-examples", dest="iwbo_examples", type=positive_int, default=None,
+                            help="PermuteFlow only: test clouds of the IWBO (default: all 10,000 paper, 250 cpu)")
+
+    def common_flag_help(self) -> dict[str, str]:
+        per_epoch = steps_per_epoch(PointCloudConfig())
+        return {
+            **super().common_flag_help(),
+            "steps": f"optimizer steps (default: --epochs epochs of {per_epoch} steps, i.e. "
+                     f"{paper_config('sortflow').num_train_steps:,} for the paper preset, "
+                     f"{cpu_config('sortflow').num_train_steps:,} for cpu); not with --epochs",
+            "lr": "peak Adam learning rate after the warm-up, then x0.995 per epoch (default 1e-3)",
+            "checkpoint_every": f"steps between checkpoints, 0: only at the end (default {per_epoch}: an epoch)",
+        }
 
     def config_from_args(self, args: argparse.Namespace) -> PointCloudConfig:
-        base = PRESETS[getattr(args, "preset", "paper")](getattr(args, "model", "sortflow"))
+        """The preset's config with the given flags.
+
+        Raises:
+          ValueError: ``--steps`` with ``--epochs``, or an IWBO flag with SortFlow (exact: no
+            IWBO): flags that would have no effect.
+        """
+        model = getattr(args, "model", "sortflow")
+        if getattr(args, "steps", None) is not None and getattr(args, "epochs", None) is not None:
+            raise ValueError("spatial_mnist: --steps and --epochs both set the schedule's length; give one.")
+        if model == "sortflow":
+            given = [f for f, d in (("--iwbo-samples", "iwbo_samples"), ("--iwbo-examples", "iwbo_examples"))
+                     if getattr(args, d, None) is not None]
+            if given:
+                raise ValueError(f"spatial_mnist: {', '.join(given)} only apply to --model permuteflow "
+                                 "(SortFlow's likelihood is exact: no IWBO).")
+        base = PRESETS[getattr(args, "preset", "paper")](model)
         names = {f.name for f in dataclasses.fields(PointCloudConfig)} - {"model"}
         return dataclasses.replace(base, **{k: v for k, v in vars(args).items() if k in names and v is not None})
+
+    def notes(self, config: PointCloudConfig, args: argparse.Namespace) -> list[str]:
+        """On a CPU backend, the paper preset's cost and the ``--preset cpu`` alternative."""
+        if getattr(args, "preset", "paper") == "paper" and jax.default_backend() == "cpu":
+            return [f"--preset paper ({config.num_steps} flow steps, {config.num_train_steps:,} optimizer steps"
+                    + (f", IWBO k={config.iwbo_samples} on all test clouds" if config.model == "permuteflow" else "")
+                    + ") is meant for a GPU and takes many hours on this CPU backend; "
+                    "--preset cpu is the reduced schedule (~15 min per model on 2 CPU cores)."]
+        return []
 
     def run_name(self, config: PointCloudConfig) -> str:
         return f"{self.name}_{config.model}_s{config.seed}"
@@ -300,7 +342,8 @@ class SpatialMNISTExperiment(Experiment):
         return loss_fn
 
     def test_metrics(self, config: PointCloudConfig, log_likelihood, model) -> dict:
-        out = {"test_nats": metrics.nats(log_likelihood), "test_exact": bool(model.exact)}
+        out = {"test_nats": metrics.nats(log_likelihood), "test_exact": bool(model.exact),
+               "num_parameters": num_parameters(model)}
         if model.exact:
             return {**out, "test_ppll": ppll(log_likelihood)}
         test = self.load_data(config)[1]

@@ -18,12 +18,18 @@ import argparse
 import dataclasses
 from typing import Any, Callable, ClassVar
 
+import jax
 import numpy as np
 import optax
 from flax import nnx
 
 from survae_jax import metrics
 from survae_jax.train import LossFn, TrainConfig, nll_loss
+
+
+def num_parameters(model: nnx.Module) -> int:
+    """The number of trained scalars (``nnx.Param`` entries) of ``model``."""
+    return int(sum(np.size(p) for p in jax.tree.leaves(nnx.state(model, nnx.Param))))
 
 
 class Experiment:
@@ -42,6 +48,31 @@ class Experiment:
     # ----------------------------------------------------------------- config
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add the experiment's own flags (e.g. ``--dataset``, ``--model``); default none."""
+
+    def common_flag_help(self) -> dict[str, str]:
+        """Help texts of the common ``train`` flags, keyed by destination (``steps``, ``lr``...).
+
+        Default: the name and the config dataclass's default of ``steps``, ``batch_size``,
+        ``lr``, ``log_every``, ``checkpoint_every``. Override where a default is not a plain
+        number (e.g. a schedule counted in epochs).
+        """
+        d = self.config_cls()
+
+        def default(name: str, fmt: str = ",") -> str:
+            value = getattr(d, name, None)
+            return "" if value is None else f" (default {value:{fmt}})"
+
+        return {
+            "steps": "optimizer steps" + default("steps"),
+            "batch_size": "examples per optimizer step" + default("batch_size"),
+            "lr": "Adam learning rate" + default("lr", "g"),
+            "log_every": "steps per compiled block / progress update" + default("log_every"),
+            "checkpoint_every": "steps between checkpoints, 0: only at the end" + default("checkpoint_every"),
+        }
+
+    def notes(self, config: Any, args: argparse.Namespace) -> list[str]:
+        """One-line notes printed on stderr before training (e.g. a long schedule); default none."""
+        return []
 
     def config_from_args(self, args: argparse.Namespace) -> Any:
         """The config from parsed flags: fields named like a non-``None`` flag are set from it.
@@ -101,8 +132,10 @@ class Experiment:
 
     # ----------------------------------------------------------------- outputs
     def test_metrics(self, config: Any, log_likelihood: np.ndarray, model: nnx.Module) -> dict:
-        """Metrics of the test log-likelihoods ``(N,)`` nats; default ``{"test_nats": ...}``."""
-        return {"test_nats": metrics.nats(log_likelihood), "test_exact": bool(getattr(model, "exact", True))}
+        """Metrics of the test log-likelihoods ``(N,)`` nats: ``test_nats``, ``test_exact``,
+        ``num_parameters``."""
+        return {"test_nats": metrics.nats(log_likelihood), "test_exact": bool(getattr(model, "exact", True)),
+                "num_parameters": num_parameters(model)}
 
     def plot(self, model: nnx.Module, config: Any, test_data: Any, run_dir: str, key) -> list[str]:
         """Write the run's figures into ``run_dir``; return their paths. Default: none."""

@@ -186,7 +186,14 @@ def evaluate_run(run_dir: str) -> dict:
 
 
 def sample_run(run_dir: str, *, num_samples: int = 50_000, seed: int = 0, path: str | None = None) -> str:
-    """Draw ``num_samples`` from a run's model and write the experiment's sample figure."""
+    """Draw ``num_samples`` from a run's model and write the experiment's sample figure.
+
+    Raises:
+      ValueError: ``num_samples`` < 1.
+      RunError, CheckpointError: from :func:`load_run`.
+    """
+    if int(num_samples) < 1:
+        raise ValueError(f"sample_run: num_samples must be >= 1, got {num_samples}.")
     exp, config, model, _ = load_run(run_dir)
     path = path or os.path.join(run_dir, "samples.png")
     return exp.sample(model, config, path, jax.random.key(seed), int(num_samples))

@@ -34,7 +34,8 @@ from flax import nnx
 
 from survae_jax.data.toy2d import DATASETS, load_toy2d
 from survae_jax.distributions import ConditionalBernoulli, StandardNormal, StandardUniform
-from survae_jax.experiments.registry import Experiment
+from survae_jax.experiments.flags import positive_int
+from survae_jax.experiments.registry import Experiment, num_parameters
 from survae_jax.flow import Flow
 from survae_jax.nn.mlp import MLP
 from survae_jax.plotting import grid_points, plot_density, plot_samples
@@ -57,13 +58,16 @@ class Toy2DConfig:
     Attributes:
       dataset: one of ``checkerboard, corners, eight_gaussians, four_circles``.
       model: ``baseline``, ``absflow`` or ``augmented``.
-      scale_fn: coupling scale function; ``None``: exp on checkerboard, softplus elsewhere.
+      scale_fn: coupling scale function; ``None``: exp on checkerboard, softplus elsewhere
+        (not allowed for the checkerboard AbsFlow, which has no couplings).
       range_flow: symmetric AbsFlow's map of ``|x|`` to R, ``"logit"`` (after ``Scale(1/4)``) or
-        ``"softplus"`` (``SoftplusInverse``); ``None``: logit on corners, softplus otherwise.
+        ``"softplus"`` (``SoftplusInverse``); ``None``: logit on corners, softplus otherwise
+        (only for ``model="absflow"`` on a symmetric dataset).
       num_train, num_test: dataset sizes (128,000 each in the paper); ``data_seed`` their seed.
 
     Raises:
-      ValueError: an unknown dataset, model, scale function or range flow.
+      ValueError: an unknown dataset, model, scale function or range flow, or a ``range_flow``
+        / ``scale_fn`` given to a model that does not use it.
     """
 
     dataset: str = "checkerboard"
@@ -91,6 +95,16 @@ class Toy2DConfig:
             raise ValueError(f"toy2d: unknown scale_fn {self.scale_fn!r}.")
         if self.range_flow not in (None, "logit", "softplus"):
             raise ValueError(f"toy2d: range_flow must be 'logit' or 'softplus', got {self.range_flow!r}.")
+        # An option the chosen model does not use is an error, not silently ignored.
+        if self.range_flow is not None and not (self.model == "absflow" and self.dataset in SYMMETRIC):
+            raise ValueError(
+                f"toy2d: range_flow (--range-flow) only applies to the symmetric AbsFlow (--model absflow on "
+                f"{', '.join(SYMMETRIC)}); it has no effect on {self.model} on {self.dataset}."
+            )
+        if self.scale_fn is not None and self.model == "absflow" and self.dataset == "checkerboard":
+            raise ValueError(
+                "toy2d: scale_fn (--scale-fn) has no effect on the checkerboard AbsFlow, which has no couplings."
+            )
 
     @property
     def coupling_scale_fn(self) -> str:
@@ -189,11 +203,6 @@ def build_model(config: Toy2DConfig) -> Flow:
     return reference_init(model, jax.random.fold_in(jax.random.key(config.seed), 1))
 
 
-def num_parameters(model: nnx.Module) -> int:
-    """The number of trained scalars (``nnx.Param`` entries) of ``model``."""
-    return int(sum(np.size(p) for p in jax.tree.leaves(nnx.state(model, nnx.Param))))
-
-
 class Toy2DExperiment(Experiment):
     """``survae-jax train toy2d --dataset ... --model ...``: the paper's 2-D experiments."""
 
@@ -205,13 +214,18 @@ class Toy2DExperiment(Experiment):
         parser.add_argument("--dataset", default="checkerboard", help=f"one of {', '.join(DATASETS)}")
         parser.add_argument("--model", default="baseline", help=f"one of {', '.join(MODELS)}")
         parser.add_argument("--scale-fn", dest="scale_fn", default=None,
-                            help="coupling scale function (default: exp on checkerboard, else softplus)")
+                            help="coupling scale function (default: exp on checkerboard, else softplus; "
+                                 "not for the checkerboard AbsFlow, which has no couplings)")
         parser.add_argument("--range-flow", dest="range_flow", default=None,
-                            help="symmetric AbsFlow: logit or softplus (default: per dataset)")
-        parser.add_argument("--num-train", dest="num_train", type=int, default=None,
+                            help="symmetric AbsFlow only (--model absflow on "
+                                 f"{', '.join(SYMMETRIC)}): logit or softplus (default: per dataset)")
+        parser.add_argument("--num-train", dest="num_train", type=positive_int, default=None,
                             help="training points (default 128,000)")
-        parser.add_argument("--num-test", dest="num_test", type=int, default=None,
+        parser.add_argument("--num-test", dest="num_test", type=positive_int, default=None,
                             help="test points (default 128,000)")
+
+    def common_flag_help(self) -> dict[str, str]:
+        return {**super().common_flag_help(), "steps": "optimizer steps (default: the paper's 10,000)"}
 
     def run_name(self, config: Toy2DConfig) -> str:
         extra = f"_{config.range_flow}" if config.range_flow else ""
@@ -223,11 +237,6 @@ class Toy2DExperiment(Experiment):
 
     def build_model(self, config: Toy2DConfig) -> Flow:
         return build_model(config)
-
-    def test_metrics(self, config, log_likelihood, model) -> dict:
-        out = super().test_metrics(config, log_likelihood, model)
-        out["num_parameters"] = num_parameters(model)
-        return out
 
     def plot(self, model, config, test_data, run_dir, key) -> list[str]:
         k_grid, k_sample = jax.random.split(key)
