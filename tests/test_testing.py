@@ -20,11 +20,17 @@ from survae_jax.testing import (
     PROPERTIES,
     PropertyError,
     TransformCase,
+    check_bad_input,
+    check_density,
     check_density_integrates,
     check_log_det,
     check_transform,
     integrate_density,
 )
+from survae_jax.transforms.base import Bijection
+from survae_jax.transforms.bijections import Logit, Scale, Tanh
+from survae_jax.transforms.surjections import AbsSurjection, SortSurjection
+from survae_jax.transforms.surjections.slicing import Slice
 from toy_layers import (
     ContextShift,
     ElementwiseAffine,
@@ -51,7 +57,7 @@ CORRECT = [
 def test_correct_layers_pass_every_property_of_their_kind(make, x, owed):
     report = check_transform(make(), x)
     assert all(report[p] == "passed" for p in owed), report
-    assert all(v == "passed" or v.startswith("not applicable") for v in report.values()), report
+    assert all(v == "passed" or v.startswith(("not applicable", "not checked")) for v in report.values()), report
     ran = {p for p, v in report.items() if v == "passed"}
     assert {"shapes", "jit", "vmap", "grad", "float64", "bad_input"} <= ran
 
@@ -127,18 +133,52 @@ class IgnoresKey(GenerativeAbs):
 
 
 class NoShapeCheck(ElementwiseAffine):
-    """Accepts any last axis (broadcasting silently)."""
+    """Checks the rank but not the last axis although its parameters have 4 entries: a last
+    axis of 5 crashes in JAX's broadcasting (an error that does not name the layer)."""
 
     def _check(self, x):
-        pass
+        self._check_input(x, min_ndim=2)
+
+
+class AcceptsScalar(Bijection):
+    """A size-agnostic ``z = 2 x`` without a rank check: silently accepts an input without a
+    batch axis (rank 0) and returns a scalar "V"."""
 
     def forward(self, x, *, key=None, context=None):
-        return x * jnp.exp(self.log_scale[...][:1]) + self.shift[...][:1], jnp.full(
-            (x.shape[0],), x.shape[-1] * self.log_scale[...][0], x.dtype
-        )
+        return 2.0 * x, jnp.sum(jnp.full(x.shape, math.log(2.0), x.dtype), axis=tuple(range(1, x.ndim)))
 
     def inverse(self, z, *, key=None, context=None):
-        return (z - self.shift[...][:1]) * jnp.exp(-self.log_scale[...][:1])
+        return z / 2.0
+
+
+class TruncatingInverse(AcceptsScalar):
+    """Forward takes any last axis, but inverse keeps only the first 4 entries: inconsistent
+    on other sizes (inverse(forward(x')) loses an entry)."""
+
+    def forward(self, x, *, key=None, context=None):
+        self._check_input(x, min_ndim=2)
+        return super().forward(x)
+
+    def inverse(self, z, *, key=None, context=None):
+        self._check_input(z, min_ndim=2)
+        return z[..., :4] / 2.0
+
+
+class AnonymousError(ElementwiseAffine):
+    """Refuses a wrong shape, but with a ValueError that does not name the layer."""
+
+    def _check(self, x):
+        if x.ndim < 2 or x.shape[-1] != self.features:
+            raise ValueError(f"bad shape {x.shape}")
+
+
+class WrongVAbs(InferenceAbs):
+    """Inference abs with V = 0 instead of log p(s|z) = -D log 2: passes every default
+    property (right_inverse checks fibres, not V); the density property catches it."""
+
+    def forward(self, x, *, key=None, context=None):
+        z, v = super().forward(x)
+        return z, jnp.zeros_like(v)
 
 
 class VectorV(ElementwiseAffine):
@@ -223,6 +263,9 @@ WRONG = [
     ("key_required", lambda: HiddenKey(4), jnp.abs(X), {"key_required"}),
     ("key_required", lambda: IgnoresKey(4), jnp.abs(X), {"key_required"}),
     ("bad_input", lambda: NoShapeCheck(4, key=KEY), X, {"bad_input"}),
+    ("bad_input", lambda: AcceptsScalar(), X, {"bad_input"}),
+    ("bad_input", lambda: TruncatingInverse(), X, {"bad_input"}),
+    ("bad_input", lambda: AnonymousError(4, key=KEY), X, {"bad_input"}),
     ("shapes", lambda: VectorV(4, key=KEY), X, None),
     ("float64", lambda: Float32Only(4, key=KEY), X, {"float64", "log_det"}),
     ("vmap", lambda: BatchNormLike(4, key=KEY), X, None),
@@ -283,3 +326,92 @@ def test_density_integrates_and_catches_a_wrong_log_det():
         check_density_integrates(Flow(base, [WrongSign(2, key=KEY)]), [-8, -8], [8, 8])
     with pytest.raises(ValueError, match="exact"):
         integrate_density(Flow(base, [GaussianNoise(2)]), -1.0, 1.0)
+
+
+# ----------------------------------------------------------------------------- bad_input default
+class Sinh(Bijection):
+    """A user's elementwise bijection on any shape: ``z = sinh(x)``, ``V = sum log cosh(x)``."""
+
+    def forward(self, x, *, key=None, context=None):
+        self._check_input(x, min_ndim=1)
+        v = jnp.sum(jnp.log(jnp.cosh(x)).reshape(x.shape[0], -1), axis=1)
+        return jnp.sinh(x), v
+
+    def inverse(self, z, *, key=None, context=None):
+        self._check_input(z, min_ndim=1)
+        return jnp.arcsinh(z)
+
+
+UNIT = jax.random.uniform(jax.random.key(0), (16, 3))
+
+
+@pytest.mark.parametrize("make", [Logit, lambda: Scale(2.0), Tanh, AbsSurjection, Sinh],
+                         ids=["Logit", "Scale", "Tanh", "AbsSurjection", "user-Sinh"])
+def test_size_agnostic_layers_pass_with_no_extra_arguments(make):
+    """The default bad input (one more entry on the last axis) is a valid input for a layer
+    that works on any size: accepted and handled consistently, it passes; no batch axis fails."""
+    report = check_transform(make(), UNIT)
+    assert report["bad_input"] == "passed"
+    assert all(v == "passed" or v.startswith(("not applicable", "not checked")) for v in report.values()), report
+
+
+def test_explicit_bad_input_stays_strict():
+    # a size-agnostic layer accepts (3, 5) by default, but a case that names it as bad must be refused
+    with pytest.raises(PropertyError, match="the case's bad_input"):
+        check_bad_input(Sinh(), X, bad_input=lambda k: jnp.ones((3, 5)))
+    with pytest.raises(PropertyError, match="the case's bad_latent"):
+        check_bad_input(Sinh(), X, bad_latent=lambda k: jnp.ones((3, 5)))
+    check_bad_input(ElementwiseAffine(4, key=KEY), X, bad_input=lambda k: jnp.ones((3, 5)))
+
+
+# ----------------------------------------------------------------------------- V of surjections
+X2 = jax.random.normal(jax.random.key(4), (3, 2))
+# abs on R^2 maps onto the positive quadrant: the flow's density integrates to the standard
+# normal base's mass there, 1/4
+ABS_DENSITY = (StandardNormal((2,)), [-6.0, -6.0], [6.0, 6.0], 0.25)
+
+
+def test_report_says_v_of_a_surjection_is_not_checked():
+    report = check_transform(WrongVAbs(2), X2, properties=["log_det", "density", "shapes"])
+    assert report["shapes"] == "passed"
+    for p in ("log_det", "density"):
+        assert "NOT checked by check_transform" in report[p]
+        assert "check_density_integrates(Flow(base, [layer])" in report[p]
+    assert report["density"].startswith("not checked")
+    stochastic = check_transform(GaussianNoise(2), X2, properties=["log_det", "density"])
+    assert all("NOT checked" in v and "not applicable" in v for v in stochastic.values()), stochastic
+
+
+def test_density_property_catches_a_wrong_v_of_an_inference_surjection():
+    assert check_transform(InferenceAbs(2), X2, density=ABS_DENSITY, properties=["density"]) == {"density": "passed"}
+    check_density(AbsSurjection(), X2, density=ABS_DENSITY)
+    check_density(ElementwiseAffine(2, key=KEY), X2, density=(StandardNormal((2,)), [-8, -8], [8, 8], 1.0))
+    one_d = (StandardNormal((1,)), -7.0, 7.0, 0.5)  # abs in 1-D: the half line, mass 1/2
+    check_density(AbsSurjection(), X2[:, :1], density=one_d)
+    with pytest.raises(PropertyError, match="property 'density'") as info:
+        check_transform(WrongVAbs(2), X2, density=ABS_DENSITY, num_keys=20)
+    assert info.value.properties == ("density",) and "integrates to 1.0" in str(info.value)
+    # the same by hand, as the report advises
+    with pytest.raises(PropertyError, match="density_integrates"):
+        check_density_integrates(Flow(ABS_DENSITY[0], [WrongVAbs(2)]), *ABS_DENSITY[1:3], expected=0.25)
+    # misuse is reported, not silently passed
+    with pytest.raises(PropertyError, match="D 1 or 2"):
+        check_density(InferenceAbs(4), X, density=ABS_DENSITY)
+    with pytest.raises(ValueError, match="density must be"):
+        TransformCase("x", make=lambda k: None, sample_input=lambda k: X, density=(1, 2))
+    assert check_transform(GenerativeAbs(2), jnp.abs(X2), density=ABS_DENSITY,
+                           properties=["density"])["density"].startswith("not applicable")
+
+
+@pytest.mark.parametrize(
+    ("make", "density"),
+    [
+        # slicing keeps x1 (base N(0, 1)) and scores x2 by its standard normal decoder: mass 1
+        (lambda: Slice(1, size=2), (StandardNormal((1,)), [-7.0, -7.0], [7.0, 7.0], 1.0)),
+        # sorting maps R^2 onto {z1 <= z2}, half of the standard normal's mass
+        (SortSurjection, (StandardNormal((2,)), [-7.0, -7.0], [7.0, 7.0], 0.5)),
+    ],
+    ids=["Slice", "SortSurjection"],
+)
+def test_density_property_on_the_project_s_inference_surjections(make, density):
+    check_density(make(), X2, density=density)

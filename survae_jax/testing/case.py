@@ -14,6 +14,7 @@ PROPERTIES: tuple[str, ...] = (
     "shapes",
     "round_trip",
     "log_det",
+    "density",
     "right_inverse",
     "deterministic",
     "key_required",
@@ -78,10 +79,28 @@ class TransformCase:
         Keep it tiny: ``B = 2..4``.
       context: optional ``context(key) -> c`` ``(B, ...)`` for conditional layers.
       bad_input: optional ``bad_input(key) -> x`` that ``forward`` must reject with a
-        ``ValueError`` naming the layer. Default: ``sample_input`` with one more entry on the
-        last axis.
-      bad_latent: the same for ``inverse``. Default: the forward output with one more entry on
-        the last axis.
+        ``ValueError`` naming the layer (strict: accepting it, or any other exception, is a
+        failure). Give one for a layer whose shape limits the default does not reach (e.g. a
+        wrong number of points on axis 1). Without it the default applies: (a) an input with
+        no batch axis (rank 0, ``x.reshape(-1)[0]``) must be rejected with a ``ValueError``
+        naming the layer, and (b) ``x`` with one more entry on the last axis must be either
+        rejected the same way, or handled consistently, as a size-agnostic (elementwise) layer
+        does: ``z`` keeps the batch size ``B``, ``V`` is ``(B,)``, ``inverse`` returns the
+        input's shape and, for a bijection, ``inverse(forward(x')) == x'``. (a) runs whether
+        or not ``bad_input`` is given.
+      bad_latent: the same for ``inverse`` (the default uses the forward output ``z``:
+        ``z.reshape(-1)[0]``, and ``z`` with one more entry on the last axis, for which
+        ``forward(inverse(z'))`` must give back ``z'``'s shape, and ``z'`` for a bijection).
+      density: optional ``(base, lo, hi, expected)``: turns on the ``density`` property for an
+        exact layer (bijection or inference surjection) on ``(B, D)`` data with ``D`` 1 or 2:
+        ``exp(Flow(base, [layer]).log_prob)`` integrated over the box ``[lo, hi]`` of data space
+        (midpoint rule, ``density_num`` points per axis) must equal ``expected`` within
+        ``density_atol``. ``expected`` is the base's mass on the layer's image (1 for a
+        bijection onto the whole space; 1/4 for abs on 2-D data with a standard normal base,
+        whose image is the positive quadrant). This is the only check of a surjection's ``V``
+        in the suite; without it ``V`` of a non-bijection is not checked.
+      density_num, density_atol: grid points per axis (default 400) and absolute tolerance
+        (default ``1e-3``) of the ``density`` property.
       skip: properties (names from :data:`PROPERTIES`) that cannot apply, with the reason:
         ``{"log_det": "..."}`` or ``(("log_det", "..."),)``. A bare name without a reason, or an
         unknown name, raises ``ValueError``.
@@ -102,6 +121,7 @@ class TransformCase:
     context: Callable[[Array], Array] | None = None
     bad_input: Callable[[Array], Array] | None = None
     bad_latent: Callable[[Array], Array] | None = None
+    density: tuple | None = None
     skip: Any = None
     rtol: float = 1e-5
     atol: float = 1e-5
@@ -109,11 +129,17 @@ class TransformCase:
     log_det_atol: float = 1e-9
     right_inverse_atol: float = 0.0
     num_keys: int = 100
+    density_num: int = 400
+    density_atol: float = 1e-3
 
     def __post_init__(self):
         object.__setattr__(self, "skip", _normalise_skip(self.skip))
         if self.num_keys < 2:
             raise ValueError(f"TransformCase {self.name}: num_keys must be >= 2, got {self.num_keys}.")
+        if self.density is not None and (not isinstance(self.density, (tuple, list)) or len(self.density) != 4):
+            raise ValueError(
+                f"TransformCase {self.name}: density must be (base, lo, hi, expected), got {self.density!r}."
+            )
 
     def __repr__(self) -> str:  # short, so that pytest ids and messages stay readable
         return f"TransformCase({self.name!r})"

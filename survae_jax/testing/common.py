@@ -164,36 +164,102 @@ def prop_float64(b: Bound) -> None:
         _assert_close("float64 V vs float32 V", v, v32, 1e-3, 1e-3)
 
 
-def _expect_value_error(t, direction, call, shape):
-    cls = type(t).__name__
+def _attempt(call):
+    """``(result, None)`` if ``call()`` returned, ``(None, exception)`` if it raised."""
     try:
-        call()
-    except ValueError as e:
-        if cls not in str(e):
-            raise AssertionError(
-                f"{direction} of a wrong-shape input {shape} raised ValueError without naming {cls}: {e}"
-            ) from None
-        return
-    except Exception as e:  # noqa: BLE001 - report what was raised instead
+        return call(), None
+    except Exception as e:  # noqa: BLE001 - the caller judges what was raised
+        return None, e
+
+
+def _judge_error(cls, direction, shape, e) -> None:
+    """Pass for a ``ValueError`` naming the layer ``cls``; raise ``AssertionError`` otherwise."""
+    if not isinstance(e, ValueError):
         raise AssertionError(
             f"{direction} of a wrong-shape input {shape} raised {type(e).__name__}, "
             f"expected ValueError naming {cls}: {str(e)[:200]}"
-        ) from None
-    raise AssertionError(
-        f"{direction} accepted a wrong-shape input {shape}; expected ValueError naming {cls} "
-        "(a layer that takes any shape: give the case a bad_input/bad_latent it must refuse)."
-    )
+        )
+    if cls not in str(e):
+        raise AssertionError(f"{direction} of a wrong-shape input {shape} raised ValueError without naming {cls}: {e}")
+
+
+def _must_reject(t, direction, call, shape, hint="") -> None:
+    """``call()`` must raise ``ValueError`` naming the layer."""
+    cls = type(t).__name__
+    _, e = _attempt(call)
+    if e is None:
+        raise AssertionError(
+            f"{direction} accepted a wrong-shape input {shape}; expected ValueError naming {cls}{hint}."
+        )
+    _judge_error(cls, direction, shape, e)
+
+
+def _reject_or_handle(b: Bound, direction: str, bad) -> None:
+    """``bad`` (one more entry on the last axis) is refused with a ``ValueError`` naming the
+    layer, or handled as a size-agnostic layer handles it (shapes and, for a bijection, values
+    round-trip); anything else is a failure."""
+    t, c, k = b.transform, b.context, b.key
+    cls, shape, n = type(t).__name__, tuple(bad.shape), b.x.shape[0]
+    bijection = not (t.stochastic_forward or t.stochastic_inverse)
+    first = (lambda: _fwd(t, bad, k, c)) if direction == "forward" else (lambda: _inv(t, bad, k, c))
+    out, e = _attempt(first)
+    if e is not None:
+        _judge_error(cls, direction, shape, e)
+        return
+    lead = f"{direction} accepted {shape} (one more entry on the last axis) as a size-agnostic layer, but"
+    if direction == "forward":
+        z, v = out
+        if tuple(v.shape) != (n,) or z.ndim < 1 or z.shape[0] != n:
+            raise AssertionError(
+                f"{lead} gave z {tuple(z.shape)} and V {tuple(v.shape)} (expected batch {n}, V ({n},))."
+            )
+        back, e = _attempt(lambda: _inv(t, z, k, c))
+        what, want = "inverse(forward(x'))", bad
+    else:
+        if out.ndim < 1 or out.shape[0] != n:
+            raise AssertionError(f"{lead} gave x of shape {tuple(out.shape)} (expected batch {n}).")
+        res, e = _attempt(lambda: _fwd(t, out, k, c))
+        back, what, want = (None if e is not None else res[0]), "forward(inverse(z'))", bad
+        if e is None and tuple(res[1].shape) != (n,):
+            raise AssertionError(f"{lead} forward of its output gave V {tuple(res[1].shape)}, expected ({n},).")
+    if e is not None:
+        raise AssertionError(f"{lead} {what} raised {type(e).__name__}: {str(e)[:200]}")
+    if tuple(back.shape) != shape:
+        raise AssertionError(f"{lead} {what} has shape {tuple(back.shape)}, expected {shape}.")
+    if bijection:
+        _assert_close(f"{lead} {what} vs x'", back, want, b.case.rtol, b.case.atol)
 
 
 def prop_bad_input(b: Bound) -> None:
-    """A wrong-shape input raises ``ValueError`` naming the layer, in ``forward`` and ``inverse``.
+    """Wrong shapes are refused with a ``ValueError`` naming the layer, in ``forward`` and ``inverse``.
 
-    The inputs are the case's ``bad_input``/``bad_latent``, by default the valid ones with one
-    more entry on the last axis.
+    Always: an input with no batch axis (rank 0: ``x.reshape(-1)[0]``, and ``z.reshape(-1)[0]``
+    for ``inverse``) must raise ``ValueError`` naming the layer. Then, per direction:
+
+    - the case's ``bad_input``/``bad_latent`` if given: must raise ``ValueError`` naming the
+      layer (strict);
+    - otherwise the valid input with one more entry on the last axis: either refused the same
+      way, or handled consistently, as by a layer that works on any size (elementwise maps):
+      ``z`` keeps the batch size ``B`` and ``V`` is ``(B,)``, the other direction gives back
+      the input's shape, and a bijection round-trips it within the case's tolerance.
+
+    Any other exception (``TypeError``, ``IndexError``...) or a ``ValueError`` that does not
+    name the layer (e.g. JAX's "Incompatible shapes for broadcasting") is a failure.
     """
     t, c, k = b.transform, b.context, b.key
     kx, kz = jax.random.split(k)
-    bad_x = b.case.bad_input(kx) if b.case.bad_input is not None else _pad_last(b.x)
-    _expect_value_error(t, "forward", lambda: _fwd(t, bad_x, k, c), tuple(bad_x.shape))
-    bad_z = b.case.bad_latent(kz) if b.case.bad_latent is not None else _pad_last(_latent(b))
-    _expect_value_error(t, "inverse", lambda: _inv(t, bad_z, k, c), tuple(bad_z.shape))
+    z = _latent(b)
+    hint = " (a layer must refuse an input without a batch axis)"
+    scalar_x, scalar_z = jnp.reshape(b.x, (-1,))[0], jnp.reshape(z, (-1,))[0]
+    _must_reject(t, "forward", lambda: _fwd(t, scalar_x, k, c), (), hint)
+    _must_reject(t, "inverse", lambda: _inv(t, scalar_z, k, c), (), hint)
+    if b.case.bad_input is not None:
+        bad_x = b.case.bad_input(kx)
+        _must_reject(t, "forward", lambda: _fwd(t, bad_x, k, c), tuple(bad_x.shape), " (the case's bad_input)")
+    else:
+        _reject_or_handle(b, "forward", _pad_last(b.x))
+    if b.case.bad_latent is not None:
+        bad_z = b.case.bad_latent(kz)
+        _must_reject(t, "inverse", lambda: _inv(t, bad_z, k, c), tuple(bad_z.shape), " (the case's bad_latent)")
+    else:
+        _reject_or_handle(b, "inverse", _pad_last(z))

@@ -203,3 +203,40 @@ def prop_key_required(b: Bound) -> None:
         outs = np.asarray(jax.jit(jax.vmap(lambda k: call(t, arg, k)))(keys))
         if all(np.array_equal(outs[0], o) for o in outs[1:]):
             raise AssertionError(f"{name} is stochastic but 8 different keys gave the same output: the key is ignored.")
+
+
+def prop_density(b: Bound) -> None:
+    """Exact layer on ``(B, D)`` data, ``D`` 1 or 2, with ``density=(base, lo, hi, expected)``:
+    ``exp(Flow(base, [layer]).log_prob)`` integrates over the data-space box ``[lo, hi]`` to
+    ``expected`` (the base's mass on the layer's image) within ``density_atol``.
+
+    The only check of ``V`` of an inference surjection in the suite (``log_det`` needs a
+    Jacobian); for a bijection it checks ``V`` a second way. Midpoint rule with ``density_num``
+    points per axis, one compile (:func:`survae_jax.testing.integrate_density`).
+    Source: change of variables with surjections, SurVAE Flows Appendix A.
+    """
+    from survae_jax.flow import Flow  # here: survae_jax.flow is not needed to import the suite
+    from survae_jax.testing.density import integrate_density
+
+    if b.case.density is None:
+        raise AssertionError("no density=(base, lo, hi, expected) given for this case.")
+    t, x = b.transform, b.x
+    if t.stochastic_forward:
+        raise AssertionError("density applies to exact layers only (forward deterministic).")
+    if b.context is not None:
+        raise AssertionError("density does not support conditional layers (give an unconditional case).")
+    base, lo, hi, expected = b.case.density
+    lo_a, hi_a = np.atleast_1d(np.asarray(lo)), np.atleast_1d(np.asarray(hi))
+    if x.ndim != 2 or x.shape[1] not in (1, 2) or lo_a.shape != (x.shape[1],) or hi_a.shape != lo_a.shape:
+        raise AssertionError(
+            f"density needs (B, D) data with D 1 or 2 and a box of D entries per corner; got x {tuple(x.shape)}, "
+            f"lo {lo_a.tolist()}, hi {hi_a.tolist()}."
+        )
+    dtype = x.dtype if _floating(x) else jnp.float32
+    value = integrate_density(Flow(base, [t]), lo_a, hi_a, num=b.case.density_num, dtype=dtype)
+    if not abs(value - float(expected)) <= b.case.density_atol:
+        raise AssertionError(
+            f"exp(Flow(base, [layer]).log_prob) integrates to {value:.6f} over [{lo_a.tolist()}, {hi_a.tolist()}] "
+            f"({b.case.density_num} points per axis), expected {float(expected)} +- {b.case.density_atol}: "
+            "V is wrong (or the box misses mass, or expected is not the base's mass on the layer's image)."
+        )

@@ -12,6 +12,7 @@ _PROPERTY_FUNCTIONS = {
     "shapes": common.prop_shapes,
     "round_trip": properties.prop_round_trip,
     "log_det": properties.prop_log_det,
+    "density": properties.prop_density,
     "right_inverse": properties.prop_right_inverse,
     "deterministic": properties.prop_deterministic,
     "key_required": properties.prop_key_required,
@@ -35,8 +36,36 @@ def kind_of(transform) -> str:
     }[(f, i)]
 
 
-def not_applicable(transform) -> dict[str, str]:
-    """``{property: reason}`` for the properties the layer's kind does not owe."""
+_DENSITY_CALL = (
+    "check_density_integrates(Flow(base, [layer]), lo, hi, expected=<mass of the base on the layer's image>) "
+    "(exact layers, 1-D/2-D data), or give the case density=(base, lo, hi, expected)"
+)
+
+
+def v_not_checked(transform) -> str | None:
+    """Why ``V`` of this layer is not checked by :func:`check_transform` without ``density=``,
+    and how to check it; ``None`` for a bijection (``log_det`` checks its ``V``)."""
+    kind = kind_of(transform)
+    if kind == "bijection":
+        return None
+    if kind == "inference surjection":
+        return (
+            f"V of an inference surjection is NOT checked by check_transform; check it with {_DENSITY_CALL}"
+        )
+    return (
+        f"V of {'a stochastic layer' if kind == 'stochastic' else 'a generative surjection'} is a one-sample "
+        "stochastic estimate and is NOT checked by check_transform "
+        "(quadrature needs an exact density); check it through bounds on a case with a closed-form "
+        "log p(x): Flow(base, [layer]).elbo(x) <= log p(x), and iwbo rising towards log p(x) as "
+        "num_samples grows"
+    )
+
+
+def not_applicable(transform, case: TransformCase | None = None) -> dict[str, str]:
+    """``{property: reason}`` for the properties the layer's kind does not owe.
+
+    ``density`` is owed only by exact layers; a bijection owes it only when ``case`` gives
+    ``density=`` (its ``V`` is checked exactly by ``log_det``)."""
     kind = kind_of(transform)
     a_kind = {"inference surjection": "an inference surjection", "stochastic": "a stochastic layer"}.get(
         kind, f"a {kind}"
@@ -44,7 +73,16 @@ def not_applicable(transform) -> dict[str, str]:
     out = {}
     if kind != "bijection":
         out["round_trip"] = f"{a_kind} is not invertible; right_inverse checks its fibre instead"
-        out["log_det"] = f"{a_kind} has no Jacobian determinant; V is checked by quadrature/bounds"
+        out["log_det"] = f"{a_kind} has no Jacobian determinant. {v_not_checked(transform)}"
+    if kind in ("generative surjection", "stochastic"):
+        out["density"] = (
+            f"{a_kind} has no exact density to integrate (Flow.log_prob is a stochastic bound). "
+            f"{v_not_checked(transform)}"
+        )
+    elif kind == "bijection" and (case is None or case.density is None):
+        out["density"] = (
+            "log_det checks a bijection's V exactly (give density=(base, lo, hi, expected) to integrate a flow too)"
+        )
     if kind not in ("generative surjection", "inference surjection"):
         out["right_inverse"] = f"applies to surjections, not to {a_kind}"
     if kind == "stochastic":
@@ -52,6 +90,15 @@ def not_applicable(transform) -> dict[str, str]:
     if kind == "bijection":
         out["key_required"] = "a bijection needs no key"
     return out
+
+
+def not_checked(transform, case: TransformCase) -> dict[str, str]:
+    """``{property: reason}`` for properties the layer owes but the case gives no data for
+    (``density`` without ``density=``); :func:`check_transform` reports them as
+    ``"not checked: <reason>"``."""
+    if case.density is not None or "density" in not_applicable(transform, case):
+        return {}
+    return {"density": f"no density=(base, lo, hi, expected) given, so {v_not_checked(transform)}"}
 
 
 def _run(b: Bound, prop: str) -> None:
@@ -102,6 +149,19 @@ def check_transform(
     ones by ``key_required``. The kind comes from the layer's class flags
     ``stochastic_forward``/``stochastic_inverse``.
 
+    **V of a non-bijection is not checked** unless you ask: ``right_inverse`` checks the
+    fibres, not the likelihood contribution, so an inference surjection with a wrong ``V``
+    passes every default property. For an exact layer (inference surjection) on 1-D/2-D data
+    pass ``density=(base, lo, hi, expected)`` (property ``density``), or call
+    ``check_density_integrates(Flow(base, [layer]), lo, hi, expected=<mass of the base on the
+    layer's image>)`` yourself; for generative surjections and stochastic layers check the
+    bounds (``Flow.elbo`` <= a closed-form ``log p(x)``, ``Flow.iwbo`` rising towards it).
+    The report says so in its ``log_det`` and ``density`` entries.
+
+    The default ``bad_input`` accepts a size-agnostic layer (elementwise maps take any last
+    axis) and still fails a layer that crashes on, or silently accepts, a wrong shape; see
+    :class:`TransformCase` ``bad_input``.
+
     Example::
 
         from survae_jax.testing import check_transform
@@ -114,10 +174,13 @@ def check_transform(
       context: conditioning tensor ``(B, ...)`` for conditional layers.
       properties: run only these (default: every property the kind owes).
       fail_fast: stop at the first broken property.
-      **case_kwargs: :class:`TransformCase` fields: ``skip``, tolerances, ``bad_input``...
+      **case_kwargs: :class:`TransformCase` fields: ``skip``, tolerances, ``bad_input``,
+        ``density=(base, lo, hi, expected)``...
 
     Returns:
-      ``{property: "passed" | "skipped: <reason>" | "not applicable: <reason>"}``.
+      ``{property: "passed" | "skipped: <reason>" | "not applicable: <reason>" |
+      "not checked: <reason>"}`` (``"not checked"``: the property applies but the case gives
+      no data for it, e.g. ``density`` without ``density=``).
 
     Raises:
       PropertyError: one or more properties broke; ``err.properties`` lists them and the
@@ -128,11 +191,14 @@ def check_transform(
     for p in wanted:
         if p not in _PROPERTY_FUNCTIONS:
             raise ValueError(f"check_transform: unknown property {p!r}; known: {PROPERTIES}.")
-    na = not_applicable(b.transform)
+    na = not_applicable(b.transform, b.case)
+    nc = not_checked(b.transform, b.case)
     report, failures = {}, {}
     for p in wanted:
         if p in na:
             report[p] = f"not applicable: {na[p]}"
+        elif p in nc:
+            report[p] = f"not checked: {nc[p]}"
         elif p in b.case.skip:
             report[p] = f"skipped: {b.case.skip[p]}"
         else:
@@ -167,6 +233,7 @@ _DOCS = {p: inspect.cleandoc(_PROPERTY_FUNCTIONS[p].__doc__ or "") for p in PROP
 check_shapes = _single("shapes", _DOCS["shapes"])
 check_round_trip = _single("round_trip", _DOCS["round_trip"])
 check_log_det = _single("log_det", _DOCS["log_det"])
+check_density = _single("density", _DOCS["density"])
 check_right_inverse = _single("right_inverse", _DOCS["right_inverse"])
 check_deterministic = _single("deterministic", _DOCS["deterministic"])
 check_key_required = _single("key_required", _DOCS["key_required"])
