@@ -34,11 +34,27 @@ _NAME = re.compile(r"^step_(\d{8})$")
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable, or does not fit the model it is restored into."""
+    """A checkpoint is missing, unreadable, or does not fit the model it is restored into.
+
+    The message names the checkpoint folder (``<dir>/step_00001000``).
+
+    Raises: nothing itself; :func:`save_checkpoint` and :func:`restore_checkpoint` raise it (a
+    ``RuntimeError``).
+
+    Source: this library (checkpoints of ``train``; DESIGN.md 'Speed').
+    """
 
 
 class CheckpointMismatchError(CheckpointError):
-    """A readable checkpoint whose arrays do not fit the template: written by a different model."""
+    """A readable checkpoint whose arrays do not fit the template: written by a different model.
+
+    The message gives the array index and both shapes/dtypes, e.g. stored ``(2, 64)`` float32
+    against the model's ``(2, 128)`` float32.
+
+    Raises: nothing itself; :func:`restore_checkpoint` raises it (a :class:`CheckpointError`).
+
+    Source: this library.
+    """
 
 
 def _is_key(x) -> bool:
@@ -97,12 +113,26 @@ def _verify_readable(path: str) -> None:
 
 
 def checkpoint_path(directory: str, step: int) -> str:
-    """The folder of the checkpoint of ``step`` inside ``directory``."""
+    """The folder of the checkpoint of ``step`` inside ``directory``: ``<directory>/step_<8 digits>``.
+
+    Raises:
+      ValueError / TypeError: ``step`` cannot be converted with ``int()``.
+
+    Source: this library.
+    """
     return os.path.join(directory, f"step_{int(step):08d}")
 
 
 def list_checkpoints(directory: str) -> list[int]:
-    """Steps of the committed checkpoints in ``directory``, ascending (``[]`` if none)."""
+    """Steps of the committed checkpoints in ``directory``, ascending (``[]`` if none).
+
+    Only folders named ``step_<8 digits>`` count (orbax's temporary names do not match).
+
+    Raises:
+      OSError: ``directory`` exists but cannot be listed.
+
+    Source: this library.
+    """
     if not os.path.isdir(directory):
         return []
     steps = []
@@ -122,6 +152,9 @@ def save_checkpoint(
 
     Raises:
       CheckpointError: the folder cannot be written.
+
+    Source: this library (orbax ``StandardCheckpointer``; typed PRNG keys stored as ``uint32``
+    key data).
     """
     leaves = jax.tree.leaves(tree)
     # Orbax cannot store empty arrays: they are left out and taken from the template on restore.
@@ -164,6 +197,9 @@ def restore_checkpoint(path: str, template: Any) -> tuple[Any, int, np.ndarray]:
       CheckpointError: the folder is missing, unreadable or malformed.
       CheckpointMismatchError: (a ``CheckpointError``) its leaves do not match the template's
         count, shapes or dtypes: it was written by a different model.
+
+    Source: this library (orbax ``StandardCheckpointer``, with a synchronous tensorstore read
+    first so a damaged checkpoint fails with one error).
     """
     if not os.path.isdir(path):
         raise CheckpointError(f"checkpoint {path} not found.")

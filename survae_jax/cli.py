@@ -37,7 +37,16 @@ PAPER_NATS = {
 
 
 class UsageError(Exception):
-    """Bad command-line usage (exit status 2)."""
+    """Bad command-line usage (exit status 2).
+
+    The message is one line, ``survae-jax train: argument --steps: must be an integer >= 1,
+    got 0`` (no shapes involved: it is about flags).
+
+    Raises: nothing itself; the parser raises it instead of exiting, and :func:`main` turns it
+    into exit status 2.
+
+    Source: this library.
+    """
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,7 +79,17 @@ def _common_train_args(p: argparse.ArgumentParser, helps: dict[str, str] | None 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (experiments are imported to add their flags)."""
+    """The full argument parser (experiments are imported to add their flags).
+
+    Sub-commands ``train <experiment>``, ``eval``, ``sample``, ``demo``. An experiment whose
+    module fails to import is listed as unavailable rather than breaking the parser.
+
+    Raises: nothing when built; ``parse_args`` raises :class:`UsageError` (instead of exiting)
+    for bad flags.
+
+    Source: this library (STYLE.md: one CLI for every experiment; the registry of
+    :mod:`survae_jax.experiments`).
+    """
     from survae_jax.experiments import EXPERIMENT_MODULES, get_experiment
 
     parser = _Parser(prog=PROG, description="SurVAE flows in JAX: train, evaluate and sample the paper's models.")
@@ -166,7 +185,17 @@ def _cmd_demo(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    ``argv`` is a list of strings (e.g. ``["train", "toy2d", "--steps", "100"]``). Exit status:
+    0 success, 2 bad usage, 1 a failure while running, 130 interrupted; each error is one line
+    ``survae-jax: error: ...`` on stderr.
+
+    Raises: nothing (every exception becomes an exit status), except with ``SURVAE_DEBUG=1``,
+    which re-raises the original exception for its traceback.
+
+    Source: this library.
+    """
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)

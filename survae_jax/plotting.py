@@ -20,6 +20,14 @@ def grid_points(bounds: Bounds = DEFAULT_BOUNDS, size: int = 300) -> np.ndarray:
 
     Row-major with ``x2`` varying slowest, so ``values.reshape(size, size)`` is an image whose
     rows run along ``x2`` (``imshow(..., origin="lower")``).
+
+    Args:
+      bounds: ``((lo1, hi1), (lo2, hi2))`` of the box, default ``[-4, 4]^2``.
+      size: cells per axis.
+
+    Raises: nothing beyond NumPy's own errors (a malformed ``bounds`` fails to unpack).
+
+    Source: this library (the density panels of the paper's Fig. 8, Nielsen et al. 2020).
     """
     (a0, b0), (a1, b1) = bounds
     h0, h1 = (b0 - a0) / size, (b1 - a1) / size
@@ -65,6 +73,9 @@ def plot_density(
 
     Raises:
       ValueError: ``log_density`` whose size is not a square number.
+
+    Source: the density figures of Nielsen et al. 2020 (Fig. 8, 2-D experiments); drawn by
+    this library with matplotlib's object-oriented API.
     """
     size = int(round(np.sqrt(log_density.size)))
     if size * size != log_density.size:
@@ -88,7 +99,15 @@ def plot_density(
 def plot_samples(
     samples: np.ndarray, path: str, *, bounds: Bounds = DEFAULT_BOUNDS, title: str = "samples", bins: int = 200
 ) -> str:
-    """Write a 2-D histogram of model samples ``(N, 2)`` to ``path`` (PNG); return ``path``."""
+    """Write a 2-D histogram of model samples ``(N, 2)`` to ``path`` (PNG); return ``path``.
+
+    Non-finite samples are left out of the histogram; ``bins`` per axis over ``bounds``.
+
+    Raises:
+      ValueError: ``samples`` not of shape ``(N, 2)``.
+
+    Source: this library (matplotlib ``Figure.hist2d``).
+    """
     samples = np.asarray(samples)
     if samples.ndim != 2 or samples.shape[1] != 2:
         raise ValueError(f"plot_samples: expected samples of shape (N, 2), got {samples.shape}.")

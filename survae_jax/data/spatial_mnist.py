@@ -36,7 +36,16 @@ _VERSION = 1  # bump when the construction changes, so that stale caches are not
 
 
 class SpatialMNIST(NamedTuple):
-    """The three splits of SpatialMNIST, each ``(B, 50, 2)`` float32 with points ``(x, y)``."""
+    """The three splits of SpatialMNIST, each ``(B, 50, 2)`` float32 with points ``(x, y)``.
+
+    Fields: ``train (50000, 50, 2)``, ``valid (10000, 50, 2)``, ``test (10000, 50, 2)``;
+    coordinates in ``[0, 28)``.
+
+    Raises: nothing (a ``NamedTuple``; no validation).
+
+    Source: Edwards & Storkey 2017 (SpatialMNIST); splits as in Nielsen et al. 2020,
+    Appendix I.2.
+    """
 
     train: np.ndarray
     valid: np.ndarray
@@ -81,6 +90,9 @@ def images_to_point_clouds(images: np.ndarray, *, seed: int = 0, num_points: int
 
     Raises:
       ValueError: images of another shape, negative intensities, or an all-zero image.
+
+    Source: Edwards & Storkey 2017 (SpatialMNIST construction, as used by Nielsen et al. 2020,
+    Appendix I.2); Gumbel top-k sampling without replacement (Vieira 2014; Kool et al. 2019).
     """
     images = np.asarray(images)
     if images.ndim != 3 or images.shape[1:] != (_SIDE, _SIDE):
@@ -108,6 +120,16 @@ def build_spatial_mnist(*, seed: int = 0, mnist_directory=None) -> SpatialMNIST:
     The 60,000 training digits and then the 10,000 test digits go through one generator
     seeded with ``seed``; train = training digits 0..49,999, valid = 50,000..59,999,
     test = the test digits.
+
+    Returns:
+      :class:`SpatialMNIST`: ``train (50000, 50, 2)``, ``valid (10000, 50, 2)``,
+      ``test (10000, 50, 2)`` float32.
+
+    Raises:
+      FileNotFoundError: MNIST is not installed (see :mod:`survae_jax.data.mnist`).
+      ValueError: malformed MNIST files (see :func:`~survae_jax.data.mnist.load_mnist`).
+
+    Source: Edwards & Storkey 2017 (SpatialMNIST); splits of Nielsen et al. 2020, Appendix I.2.
     """
     train_images, _ = load_mnist("train", directory=mnist_directory)
     test_images, _ = load_mnist("test", directory=mnist_directory)
@@ -116,7 +138,15 @@ def build_spatial_mnist(*, seed: int = 0, mnist_directory=None) -> SpatialMNIST:
 
 
 def default_data_dir() -> Path:
-    """Where datasets are cached: ``$SURVAE_JAX_DATA`` if set, else ``~/.cache/survae_jax``."""
+    """Where datasets are cached: ``$SURVAE_JAX_DATA`` if set, else ``~/.cache/survae_jax``.
+
+    Returns a ``Path`` (the folder need not exist yet; no shapes involved).
+
+    Raises:
+      RuntimeError: no ``$SURVAE_JAX_DATA`` and the home folder cannot be found (``Path.home``).
+
+    Source: this library.
+    """
     return Path(os.environ.get("SURVAE_JAX_DATA", Path.home() / ".cache" / "survae_jax"))
 
 
@@ -134,6 +164,12 @@ def load_spatial_mnist(*, seed: int = 0, data_dir=None, rebuild: bool = False) -
 
     Raises:
       FileNotFoundError: MNIST is not installed (see :mod:`survae_jax.data.mnist`).
+      ValueError: malformed MNIST files.
+      OSError: the cache folder cannot be written.
+
+    An unreadable or partial cache file is rebuilt, not an error.
+
+    Source: Edwards & Storkey 2017 (SpatialMNIST); this library for the ``.npz`` cache.
     """
     folder = Path(data_dir) if data_dir is not None else default_data_dir()
     path = folder / f"spatial_mnist_seed{int(seed)}_v{_VERSION}.npz"

@@ -102,6 +102,10 @@ def sample_toy2d(name: str, num_points: int, seed: int | Sequence[int]) -> np.nd
 
     Raises:
       ValueError: an unknown ``name`` or ``num_points < 1``.
+      AssertionError: a generator produced a point outside ``(-4, 4)^2`` (a bug, never expected).
+
+    Source: Nielsen et al. 2020, Appendix I.1 (datasets of Fig. 8 / Table 1); shapes and scales
+    follow the reference code's ``experiments/toy``; the numpy generators are this library's.
     """
     if name not in GENERATORS:
         raise ValueError(f"toy2d: unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
@@ -134,6 +138,8 @@ def load_toy2d(
 
     Raises:
       ValueError: an unknown ``name`` or a non-positive size.
+
+    Source: Nielsen et al. 2020, Appendix I.1 (128,000 train and 128,000 test points).
     """
     train = sample_toy2d(name, num_train, [int(seed), 0])
     test = sample_toy2d(name, num_test, [int(seed), 1])

@@ -19,7 +19,17 @@ EXPERIMENT_MODULES: dict[str, str] = {
 
 
 def get_experiment(name: str) -> Experiment:
-    """The registered experiment called ``name``.
+    """The registered experiment called ``name`` (a key of ``EXPERIMENT_MODULES``).
+
+    Args:
+      name: the CLI name, e.g. ``"toy2d"`` or ``"spatial_mnist"``.
+
+    Returns:
+      The module's ``EXPERIMENT`` instance (e.g. toy 2-D models on ``(N, 2)`` data, point-cloud
+      models on ``(N, 50, 2)`` clouds).
+
+    Source: this library (STYLE.md: an experiment is a small config plus a model builder, run by
+    the one training loop and the one CLI).
 
     Raises:
       ValueError: an unknown name, or a module that fails to import or defines no ``EXPERIMENT``.

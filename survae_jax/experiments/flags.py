@@ -11,12 +11,28 @@ import math
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (a count: steps, batch size, epochs, samples...)."""
+    """argparse type: an integer >= 1 (a count: steps, batch size, epochs, samples...).
+
+    ``"10"`` -> ``10`` (a Python ``int``, a scalar ``()``).
+
+    Raises:
+      argparse.ArgumentTypeError: not an integer, or < 1 (argparse turns it into one ``error:`` line, exit 2).
+
+    Source: this library (the CLI's flag checks).
+    """
     return _bounded_int(text, 1)
 
 
 def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0 (``--checkpoint-every 0``: only at the end)."""
+    """argparse type: an integer >= 0 (``--checkpoint-every 0``: only at the end).
+
+    ``"0"`` -> ``0`` (a Python ``int``, a scalar ``()``).
+
+    Raises:
+      argparse.ArgumentTypeError: not an integer, or < 0 (argparse turns it into one ``error:`` line, exit 2).
+
+    Source: this library (the CLI's flag checks).
+    """
     return _bounded_int(text, 0)
 
 
@@ -31,7 +47,15 @@ def _bounded_int(text: str, low: int) -> int:
 
 
 def positive_float(text: str) -> float:
-    """argparse type: a finite float > 0 (a learning rate)."""
+    """argparse type: a finite float > 0 (a learning rate).
+
+    ``"1e-3"`` -> ``0.001`` (a Python ``float``, a scalar ``()``).
+
+    Raises:
+      argparse.ArgumentTypeError: not a float, not finite, or <= 0 (argparse turns it into one ``error:`` line, exit 2).
+
+    Source: this library (the CLI's flag checks).
+    """
     try:
         value = float(text)
     except ValueError:
@@ -42,7 +66,15 @@ def positive_float(text: str) -> float:
 
 
 def dropout_rate(text: str) -> float:
-    """argparse type: a float in ``[0, 1)`` (a dropout rate)."""
+    """argparse type: a float in ``[0, 1)`` (a dropout rate).
+
+    ``"0.1"`` -> ``0.1`` (a Python ``float``, a scalar ``()``).
+
+    Raises:
+      argparse.ArgumentTypeError: not a float, or outside [0, 1) (argparse turns it into one ``error:`` line, exit 2).
+
+    Source: this library (the CLI's flag checks).
+    """
     try:
         value = float(text)
     except ValueError:

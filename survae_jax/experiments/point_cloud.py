@@ -80,6 +80,14 @@ class PointCloudConfig:
       seed: model init, fixed permutations, batches and evaluation keys.
       data_seed: the SpatialMNIST construction seed.
       log_every, checkpoint_every: steps per compiled block / between checkpoints (an epoch).
+
+    Data: clouds ``(B, 50, 2)``; metrics in nats and PPLL.
+
+    Raises:
+      ValueError: ``model`` not ``"permuteflow"`` or ``"sortflow"``.
+
+    Source: Nielsen et al. 2020, Appendix I.2 (architecture, schedule, dropout, IWBO k = 1000);
+    Adam from Kingma & Ba 2015.
     """
 
     model: str = "sortflow"
@@ -121,7 +129,16 @@ class PointCloudConfig:
 
 
 def paper_config(model: str) -> PointCloudConfig:
-    """The paper's full configuration (Appendix I.2): 32 steps, 500 epochs; about 40 GPU hours."""
+    """The paper's full configuration (Appendix I.2): 32 steps, 500 epochs; about 40 GPU hours.
+
+    Args:
+      model: ``"permuteflow"`` or ``"sortflow"`` (models clouds ``(B, 50, 2)``).
+
+    Raises:
+      ValueError: an unknown ``model``.
+
+    Source: Nielsen et al. 2020, Appendix I.2.
+    """
     return PointCloudConfig(model=model)
 
 
@@ -131,6 +148,12 @@ def cpu_config(model: str) -> PointCloudConfig:
     4 steps of couplings whose Transformers have 1 block, d_model 32, 4 heads, d_ff 64; no
     dropout (too short a schedule to overfit); 16 epochs with a 300-step warm-up; PermuteFlow's
     IWBO with k = 1000 on the first 250 test clouds.
+
+    Raises:
+      ValueError: an unknown ``model``.
+
+    Source: this library (a reduced version of Nielsen et al. 2020, Appendix I.2, sized for
+    the CPU; the timing is measured, not from the paper).
     """
     return PointCloudConfig(model=model, num_steps=4, num_blocks=1, d_model=32, num_heads=4, d_ff=64,
                             dropout=0.0, epochs=16, warmup_steps=300,
@@ -157,7 +180,14 @@ def build_model(cfg: PointCloudConfig, *, key: jax.Array | None = None) -> Flow:
 
     Returns:
       A :class:`~survae_jax.Flow` with a ``StandardNormal((50, 2))`` base. Its ActNorms are not
-      initialised yet (``initialize_actnorm``, which the training loop runs).
+      initialised yet (``initialize_actnorm``, which the training loop runs). Forward maps
+      data ``(B, 50, 2)`` in ``[0, 28)^2`` to latent ``(B, 50, 2)``.
+
+    Raises: nothing beyond JAX's and Flax's own errors (``cfg`` was validated by
+    :class:`PointCloudConfig`).
+
+    Source: Nielsen et al. 2020, Appendix I.2 (PermuteFlow, SortFlow; Transformer conditioners
+    of Vaswani et al. 2017 without/with positional encoding).
     """
     key = jax.random.key(cfg.seed) if key is None else key
     k_net, k_perm = jax.random.split(key)
@@ -181,12 +211,29 @@ def build_model(cfg: PointCloudConfig, *, key: jax.Array | None = None) -> Flow:
 
 
 def steps_per_epoch(cfg: PointCloudConfig, num_train: int = 50_000) -> int:
-    """Optimizer steps in one epoch (the last incomplete batch is dropped)."""
+    """Optimizer steps in one epoch (the last incomplete batch is dropped): ``num_train // B``.
+
+    390 for 50,000 clouds in batches of 128.
+
+    Raises:
+      ZeroDivisionError: ``cfg.batch_size == 0``.
+
+    Source: this library (the epoch of :func:`~survae_jax.train.train`).
+    """
     return num_train // cfg.batch_size
 
 
 def learning_rate_schedule(cfg: PointCloudConfig, num_train: int = 50_000) -> optax.Schedule:
-    """``lr(t) = lr * min(1, (t + 1) / warmup) * decay ** floor(t / steps_per_epoch)`` (I.2)."""
+    """``lr(t) = lr * min(1, (t + 1) / warmup) * decay ** floor(t / steps_per_epoch)`` (I.2).
+
+    Returns an optax schedule: step ``t`` (a scalar ``()``) -> learning rate ``()`` float32.
+
+    Raises:
+      ZeroDivisionError: ``cfg.batch_size == 0`` (see :func:`steps_per_epoch`).
+
+    Source: Nielsen et al. 2020, Appendix I.2 (warm-up and per-epoch decay, as in the
+    reference code).
+    """
     per_epoch = steps_per_epoch(cfg, num_train)
     warmup = max(int(cfg.warmup_steps), 1)
 
@@ -199,7 +246,13 @@ def learning_rate_schedule(cfg: PointCloudConfig, num_train: int = 50_000) -> op
 
 
 def make_optimizer(cfg: PointCloudConfig, num_train: int = 50_000) -> optax.GradientTransformation:
-    """Adam with :func:`learning_rate_schedule`."""
+    """Adam (Kingma & Ba 2015) with :func:`learning_rate_schedule` (scalar step -> lr ``()``).
+
+    Raises:
+      ZeroDivisionError: ``cfg.batch_size == 0`` (see :func:`steps_per_epoch`).
+
+    Source: Nielsen et al. 2020, Appendix I.2.
+    """
     return optax.adam(learning_rate_schedule(cfg, num_train))
 
 
@@ -208,25 +261,67 @@ def loss_fn(model: Flow, batch: jax.Array, key: jax.Array) -> jax.Array:
 
     Dropout is switched on in a copy of the model (:func:`~survae_jax.nn.with_dropout`), with a
     key of its own; the model passed in is not changed.
+
+    Args:
+      model: the flow; batch: clouds ``(B, 50, 2)``; key: PRNG key (split for dropout and flow).
+
+    Returns:
+      A scalar, nats per cloud.
+
+    Raises: nothing beyond the flow's own errors (``ValueError`` for a badly shaped batch).
+
+    Source: Nielsen et al. 2020, Appendix I.2 (training with Transformer dropout); the ELBO of
+    Eq. 4.
     """
     k_drop, k_flow = jax.random.split(key)
     return -jnp.mean(with_dropout(model, k_drop).log_prob(batch, key=k_flow))
 
 
 def ppll(log_prob: jax.Array | np.ndarray) -> float:
-    """Per-point log-likelihood: the mean of ``log p(x) / 50`` in nats."""
+    """Per-point log-likelihood: the mean of ``log p(x) / 50`` in nats.
+
+    Args:
+      log_prob: ``(N,)`` nats per cloud of 50 points.
+
+    Returns a Python float (higher is better; paper: SortFlow -5.53).
+
+    Raises: nothing beyond NumPy's own errors (an empty array gives NaN with a warning; use
+    :func:`survae_jax.metrics.per_point_log_likelihood` for a checked version).
+
+    Source: Nielsen et al. 2020, Appendix I.2 (PPLL).
+    """
     return float(np.mean(np.asarray(log_prob)) / NUM_POINTS)
 
 
 def iwbo_fn(num_samples: int, chunk_size: int):
-    """A ``log_prob_fn(model, batch, key)`` for :func:`survae_jax.train.evaluate`: the IWBO."""
+    """A ``log_prob_fn(model, batch, key)`` for :func:`survae_jax.train.evaluate`: the IWBO.
+
+    The function maps a batch ``(B, 50, 2)`` to the IWBO ``(B,)`` in nats with ``num_samples``
+    importance samples, ``chunk_size`` at a time.
+
+    Raises: nothing when built; the returned function raises what ``Flow.iwbo`` raises
+    (``ValueError`` for bad sample/chunk counts or shapes).
+
+    Source: Burda et al. 2016 (IWBO); Nielsen et al. 2020, Appendix I.2 (k = 1000).
+    """
     def fn(model, batch, key):
         return model.iwbo(batch, key=key, num_samples=num_samples, chunk_size=chunk_size)
     return fn
 
 
 def iwbo_metrics(flow: Flow, clouds, cfg: PointCloudConfig, *, key: jax.Array) -> dict:
-    """PermuteFlow's IWBO (``k = cfg.iwbo_samples``) and ELBO on the first ``cfg.iwbo_examples`` clouds, PPLL."""
+    """PermuteFlow's IWBO (``k = cfg.iwbo_samples``) and ELBO on the first ``cfg.iwbo_examples`` clouds, PPLL.
+
+    Args:
+      flow: the trained flow; clouds: test clouds ``(N, 50, 2)``; cfg: the config; key: PRNG key.
+
+    Returns:
+      ``{"test_iwbo_ppll", "test_elbo_ppll_iwbo_subset", "iwbo_samples", "iwbo_examples"}``.
+
+    Raises: nothing beyond ``Flow.iwbo``'s and :func:`~survae_jax.evaluation.evaluate`'s errors.
+
+    Source: Burda et al. 2016 (IWBO); Nielsen et al. 2020, Appendix I.2.
+    """
     m = len(clouds) if cfg.iwbo_examples is None else min(int(cfg.iwbo_examples), len(clouds))
     x, chunk = np.asarray(clouds[:m]), min(cfg.iwbo_chunk, cfg.iwbo_samples)
     k_elbo, k_iwbo = jax.random.split(key)
@@ -237,7 +332,16 @@ def iwbo_metrics(flow: Flow, clouds, cfg: PointCloudConfig, *, key: jax.Array) -
 
 
 def plot_point_clouds(rows: dict, path, *, per_row: int = 8) -> str:
-    """Save a grid of point clouds, one row per entry of ``rows`` (name -> ``(n, 50, 2)``); return ``path``."""
+    """Save a grid of point clouds, one row per entry of ``rows`` (name -> ``(n, 50, 2)``); return ``path``.
+
+    Each row shows its first ``per_row`` clouds on ``[0, 28]^2``.
+
+    Raises:
+      IndexError: a row with fewer than ``per_row`` clouds.
+      OSError: ``path`` cannot be written.
+
+    Source: this library (sample figures as in Nielsen et al. 2020, Appendix I.2).
+    """
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(1.4 * per_row, 1.5 * len(rows)))
@@ -258,6 +362,13 @@ class SpatialMNISTExperiment(Experiment):
 
     Test metrics: ``test_nats`` (``-mean log p``, or ``-mean ELBO`` for PermuteFlow) and PPLL:
     ``test_ppll`` (exact, SortFlow) or ``test_elbo_ppll`` and ``test_iwbo_ppll`` (PermuteFlow).
+    Data: SpatialMNIST clouds ``(N, 50, 2)``.
+
+    Raises:
+      ValueError: conflicting or unused flags (see :meth:`config_from_args`).
+      FileNotFoundError: MNIST is not installed (when the data are built).
+
+    Source: Nielsen et al. 2020, Appendix I.2; SpatialMNIST of Edwards & Storkey 2017.
     """
 
     name = "spatial_mnist"

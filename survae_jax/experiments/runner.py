@@ -33,7 +33,15 @@ _SCHEDULE_ONLY = {"steps", "log_every", "checkpoint_every"}
 
 
 class RunError(RuntimeError):
-    """A run folder that cannot be used: unwritable, already used, or not a run."""
+    """A run folder that cannot be used: unwritable, already used, or not a run.
+
+    The message names the folder (e.g. ``runs/toy2d_checkerboard_baseline_s0``).
+
+    Raises: nothing itself; :func:`run_experiment` and :func:`load_run` raise it (a
+    ``RuntimeError``).
+
+    Source: this library (the run folder layout of this module).
+    """
 
 
 def _finite(obj):
@@ -89,6 +97,11 @@ def run_experiment(
       RunError: an unwritable folder, a folder that already holds a run (without ``resume``),
         or a resumed config that differs from the stored one.
       TrainingError, CheckpointError: from :func:`survae_jax.train.train`.
+
+    The metrics are in nats (``train_nats``, ``test_nats``; PPLL for point clouds) plus times
+    in seconds; test data shapes are the experiment's (``(N, 2)``, ``(N, 50, 2)``).
+
+    Source: this library (STYLE.md: one training loop and one CLI for every experiment).
     """
     t_start = time.perf_counter()
     _prepare_dir(run_dir)
@@ -151,6 +164,8 @@ def load_run(run_dir: str) -> tuple[Experiment, Any, Any, int]:
     Raises:
       RunError: no ``config.json`` (not a run folder) or an unreadable one.
       CheckpointError: no checkpoint, or a corrupt one.
+
+    Source: this library (orbax checkpoints of :mod:`survae_jax.checkpoint`).
     """
     cfg_path = os.path.join(run_dir, "config.json")
     if not os.path.isfile(cfg_path):
@@ -177,7 +192,16 @@ def load_run(run_dir: str) -> tuple[Experiment, Any, Any, int]:
 
 
 def evaluate_run(run_dir: str) -> dict:
-    """Test metrics of a run's latest checkpoint (the same key as at the end of training)."""
+    """Test metrics of a run's latest checkpoint (the same key as at the end of training).
+
+    Returns ``{"run", "step", **test metrics}``: ``test_nats`` (nats per example, over the
+    test set ``(N, ...)``), ``test_exact``, ``num_parameters`` and the experiment's own (PPLL).
+
+    Raises:
+      RunError, CheckpointError: from :func:`load_run`.
+
+    Source: this library.
+    """
     exp, config, model, step = load_run(run_dir)
     _, test_data = exp.load_data(config)
     key = jax.random.fold_in(jax.random.key(config.seed), 7)
@@ -191,6 +215,11 @@ def sample_run(run_dir: str, *, num_samples: int = 50_000, seed: int = 0, path: 
     Raises:
       ValueError: ``num_samples`` < 1.
       RunError, CheckpointError: from :func:`load_run`.
+
+    Samples are ``(num_samples, *event)`` (e.g. ``(50000, 2)`` for toy2d; point clouds are
+    clamped to 8..64 clouds of ``(50, 2)``); returns the figure's path.
+
+    Source: this library.
     """
     if int(num_samples) < 1:
         raise ValueError(f"sample_run: num_samples must be >= 1, got {num_samples}.")

@@ -36,6 +36,11 @@ class PropertyError(AssertionError):
       layer: the case name (the layer's class name when checked without a case).
       properties: the names of the broken properties (see :data:`PROPERTIES`).
       failures: ``{property: message}``.
+
+    Raises: nothing itself (it is what the suite raises); a subclass of ``AssertionError`` so
+    pytest reports it as a test failure.
+
+    Source: this library (DESIGN.md 'How a layer is checked').
     """
 
     def __init__(self, layer: str, failures: Mapping[str, str]):
@@ -110,6 +115,10 @@ class TransformCase:
         (default relative ``1e-6``).
       right_inverse_atol: tolerance of the stochastic right-inverse check (default 0: exact).
       num_keys: number of keys of the right-inverse check (default 100, Appendix B).
+
+    Raises:
+      ValueError: ``skip`` holds a bare name, an unknown property or an empty reason;
+        ``num_keys < 2``; ``density`` is not a 4-tuple ``(base, lo, hi, expected)``.
 
     Source: the registry of constructors of FlowJAX's bijection tests; the theory-as-tests of
     the SurVAE reference code (surjections checked as right inverses, Appendix B).

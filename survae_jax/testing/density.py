@@ -24,6 +24,13 @@ def grid(lo, hi, num: int) -> tuple[np.ndarray, float]:
 
     Returns ``(points, cell)``: ``points`` of shape ``(num**D, D)`` (float64, the last axis
     varying fastest), ``cell = prod((hi - lo) / num)``.
+
+    Raises:
+      ValueError: ``lo``/``hi`` not scalars or length-1/2 sequences of the same length, or
+        ``hi <= lo`` on some axis.
+
+    Source: the midpoint rule (this library's quadrature check, DESIGN.md 'How a layer is
+    checked').
     """
     lo, hi = _bounds(lo, hi)
     h = (hi - lo) / num
@@ -49,6 +56,9 @@ def integrate_density(flow, lo, hi, *, num: int = 400, chunk_size: int = 16384, 
     Raises:
       ValueError: bad bounds, or a flow whose ``log_prob`` is a bound (``exact`` False), or a
         NaN log-density on the grid.
+
+    Source: the midpoint rule; the exact-likelihood check of DESIGN.md 'How a layer is checked'
+    (this library).
     """
     if not bool(getattr(flow, "exact", True)):
         raise ValueError(

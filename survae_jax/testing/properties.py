@@ -25,6 +25,12 @@ def to_float64(tree):
     """Cast every floating leaf of ``tree`` (a module, an array, ``None``) to float64.
 
     Call inside ``with jax.enable_x64(True):``; otherwise JAX silently keeps float32.
+    Shapes are kept: a ``(B, D)`` float32 leaf becomes ``(B, D)`` float64; integer, boolean and
+    key leaves are left as they are.
+
+    Raises: nothing beyond JAX's own errors.
+
+    Source: this library (the ``float64`` property; PLAN.md "float64 must work").
     """
     return jax.tree.map(lambda a: a.astype(jnp.float64) if _floating(a) else a, tree)
 

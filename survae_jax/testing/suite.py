@@ -26,7 +26,18 @@ _PROPERTY_FUNCTIONS = {
 
 def kind_of(transform) -> str:
     """The layer's kind from its flags: ``"bijection"``, ``"generative surjection"``,
-    ``"inference surjection"`` or ``"stochastic"`` (both directions stochastic)."""
+    ``"inference surjection"`` or ``"stochastic"`` (both directions stochastic).
+
+    The flags map as (``stochastic_forward``, ``stochastic_inverse``): (F, F) bijection,
+    (T, F) generative surjection, (F, T) inference surjection, (T, T) stochastic.
+
+    Raises:
+      AttributeError: ``transform`` lacks the flags (not a ``Transform``).
+
+    Source: the four kinds of layer of SurVAE flows (Nielsen et al. 2020): bijections,
+    stochastic transformations, generative and inference surjections; DESIGN.md 'How a layer
+    is checked'.
+    """
     f, i = bool(transform.stochastic_forward), bool(transform.stochastic_inverse)
     return {
         (False, False): "bijection",
@@ -44,7 +55,16 @@ _DENSITY_CALL = (
 
 def v_not_checked(transform) -> str | None:
     """Why ``V`` of this layer is not checked by :func:`check_transform` without ``density=``,
-    and how to check it; ``None`` for a bijection (``log_det`` checks its ``V``)."""
+    and how to check it; ``None`` for a bijection (``log_det`` checks its ``V``).
+
+    Returns a one-line explanation (str) or ``None``.
+
+    Raises:
+      AttributeError: ``transform`` lacks the kind flags (see :func:`kind_of`).
+
+    Source: this library (DESIGN.md 'How a layer is checked': quadrature for exact layers,
+    ELBO/IWBO bounds for stochastic ones).
+    """
     kind = kind_of(transform)
     if kind == "bijection":
         return None
@@ -65,7 +85,17 @@ def not_applicable(transform, case: TransformCase | None = None) -> dict[str, st
     """``{property: reason}`` for the properties the layer's kind does not owe.
 
     ``density`` is owed only by exact layers; a bijection owes it only when ``case`` gives
-    ``density=`` (its ``V`` is checked exactly by ``log_det``)."""
+    ``density=`` (its ``V`` is checked exactly by ``log_det``).
+
+    Args:
+      transform: the layer (its kind comes from :func:`kind_of`).
+      case: its :class:`TransformCase` (optional; only ``case.density`` is read).
+
+    Raises:
+      AttributeError: ``transform`` lacks the kind flags (see :func:`kind_of`).
+
+    Source: this library (DESIGN.md 'How a layer is checked'; right inverses from Appendix B).
+    """
     kind = kind_of(transform)
     a_kind = {"inference surjection": "an inference surjection", "stochastic": "a stochastic layer"}.get(
         kind, f"a {kind}"
@@ -95,7 +125,16 @@ def not_applicable(transform, case: TransformCase | None = None) -> dict[str, st
 def not_checked(transform, case: TransformCase) -> dict[str, str]:
     """``{property: reason}`` for properties the layer owes but the case gives no data for
     (``density`` without ``density=``); :func:`check_transform` reports them as
-    ``"not checked: <reason>"``."""
+    ``"not checked: <reason>"``.
+
+    Args:
+      transform: the layer; case: its :class:`TransformCase` (``case.density`` is read).
+
+    Raises:
+      AttributeError: ``transform`` lacks the kind flags (see :func:`kind_of`).
+
+    Source: this library (DESIGN.md 'How a layer is checked').
+    """
     if case.density is not None or "density" in not_applicable(transform, case):
         return {}
     return {"density": f"no density=(base, lo, hi, expected) given, so {v_not_checked(transform)}"}
@@ -124,6 +163,8 @@ def check_property(prop: str, target, x=None, *, key=None, context=None, **case_
     Raises:
       PropertyError: the property broke; the message names the layer and the property.
       ValueError: an unknown property name.
+
+    Source: this library (DESIGN.md 'How a layer is checked').
     """
     if prop not in _PROPERTY_FUNCTIONS:
         raise ValueError(f"check_property: unknown property {prop!r}; known: {PROPERTIES}.")
@@ -185,6 +226,12 @@ def check_transform(
     Raises:
       PropertyError: one or more properties broke; ``err.properties`` lists them and the
         message names the layer and gives each property's failure.
+      ValueError: an unknown name in ``properties``, or bad :class:`TransformCase` fields.
+      TypeError: a transform without ``x``, or a case with ``x``.
+
+    Source: the property suite of this library (DESIGN.md 'How a layer is checked'); the
+    registry-of-constructors design of FlowJAX's bijection tests; right inverses from the
+    SurVAE paper's Appendix B (Nielsen et al. 2020).
     """
     b = bind(target, x, key=key, context=context, **case_kwargs)
     wanted = PROPERTIES if properties is None else tuple(properties)
@@ -224,7 +271,8 @@ def _single(prop: str, doc: str):
         f"{doc}\n\n"
         "Args: ``target`` (a TransformCase, or a transform with ``x`` ``(B, *event)``), ``key``,\n"
         "``context``, and TransformCase fields as keywords (tolerances...).\n\n"
-        f"Raises: PropertyError naming the layer and the property ``{prop!r}``."
+        f"Raises: PropertyError naming the layer and the property ``{prop!r}``.\n\n"
+        "Source: this library's property suite (DESIGN.md 'How a layer is checked')."
     )
     return check
 
