@@ -198,7 +198,9 @@ class Flow(Distribution):
                 f"Flow.iwbo: chunk_size={chunk_size} must be a positive divisor of num_samples={num_samples}."
             )
         key = _need_key(key, f"{self.name}.iwbo")
-        keys = jax.random.split(key, num_samples).reshape(num_samples // chunk, chunk)
+        keys = jax.random.split(key, num_samples)
+        # Typed keys are scalars; legacy uint32 keys carry a trailing (2,) axis: keep it.
+        keys = keys.reshape(num_samples // chunk, chunk, *keys.shape[1:])
 
         def one(k):
             return self.log_prob(x, context=context, key=k)

@@ -198,3 +198,15 @@ def test_numpy_float64_input_is_taken_like_jnp_asarray_without_warnings(flow):
         warnings.simplefilter("error", UserWarning)
         lp = flow.log_prob(x)
     np.testing.assert_allclose(lp, flow.log_prob(jnp.ones((3, 2))), rtol=1e-6)
+
+
+def test_iwbo_accepts_legacy_uint32_keys():
+    """``jax.random.PRNGKey`` keys carry a trailing (2,) axis; chunking must keep it."""
+    from survae_jax.transforms.surjections import GenerativeMaxSurjection
+
+    f = Flow(StandardNormal((2,)), [GenerativeMaxSurjection(2, keepdims=True)])
+    x = jnp.ones((2, 1))
+    legacy = f.iwbo(x, key=jax.random.PRNGKey(0), num_samples=8, chunk_size=4)
+    typed = f.iwbo(x, key=jax.random.wrap_key_data(jax.random.PRNGKey(0)), num_samples=8, chunk_size=4)
+    np.testing.assert_allclose(legacy, typed, rtol=1e-6)
+    assert legacy.shape == (2,) and np.all(np.isfinite(legacy))
