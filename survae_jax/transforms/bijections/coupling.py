@@ -14,9 +14,6 @@ import jax.numpy as jnp
 from survae_jax.transforms.base import Array, Bijection, sum_except_batch
 
 
-def _sum_event(v: Array) -> Array:
-    return sum_except_batch(v)
-
 
 # Scale functions of the reference SurVAE code: name -> (scale(s), log scale(s)). The log is
 # written out so that "exp" never computes log(exp(s)) (which overflows).
@@ -140,7 +137,7 @@ class Coupling(Bijection):
     def forward(self, x, *, key=None, context=None):
         x_id, x2 = self._split(x)
         z2, log_det = self._elementwise_forward(x2, self._params(x_id, x2, context))
-        return jnp.concatenate([x_id, z2], axis=self.axis), _sum_event(log_det)
+        return jnp.concatenate([x_id, z2], axis=self.axis), sum_except_batch(log_det)
 
     def inverse(self, z, *, key=None, context=None):
         z_id, z2 = self._split(z)

@@ -15,9 +15,6 @@ import jax.numpy as jnp
 from survae_jax.transforms.base import Array, Bijection, sum_except_batch
 
 
-def _sum_event(v: Array) -> Array:
-    return sum_except_batch(v)
-
 
 def _logit(p: Array) -> Array:
     return jnp.log(p) - jnp.log1p(-p)
@@ -42,7 +39,7 @@ class _Elementwise(Bijection):
 
     def forward(self, x, *, key=None, context=None):
         self._check_input(x, min_ndim=1)
-        return self._f(x), _sum_event(self._log_df(x))
+        return self._f(x), sum_except_batch(self._log_df(x))
 
     def inverse(self, z, *, key=None, context=None):
         self._check_input(z, min_ndim=1)

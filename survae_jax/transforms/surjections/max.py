@@ -55,10 +55,6 @@ def _fill_below(key: Array, z: Array, k: Array, size: int, axis: int, scale: flo
     return jnp.where(idx == k, z, z - eps)
 
 
-def _sum_batch(v: Array) -> Array:
-    """Sum ``(B, ...)`` over everything but the batch axis; returns ``(B,)``."""
-    return sum_except_batch(v)
-
 
 class _MaxBase:
     """Shared argument handling of the two max layers (not a Transform on its own)."""
@@ -137,7 +133,7 @@ class _MaxBase:
         m = jnp.max(x, axis=self.axis, keepdims=True)
         k = jnp.argmax(x, axis=self.axis)
         below = _below_log_prob(x, m, jnp.expand_dims(k, self.axis), self.axis, self.scale)
-        return m, k, _sum_batch(below)
+        return m, k, sum_except_batch(below)
 
     def _fill(self, key: Array, m: Array, context: Array) -> tuple[Array, Array, Array]:
         """Draw ``k`` and the values below the max; return ``(x, k, log p(k) + log p(x_-k))``."""
@@ -146,7 +142,7 @@ class _MaxBase:
         k = self._draw_k(k_key, k_shape, context)
         x = _fill_below(e_key, m, jnp.expand_dims(k, self.axis), self.size, self.axis, self.scale)
         below = _below_log_prob(x, m, jnp.expand_dims(k, self.axis), self.axis, self.scale)
-        return x, k, self._log_p_k(k, context, m.dtype) + _sum_batch(below)
+        return x, k, self._log_p_k(k, context, m.dtype) + sum_except_batch(below)
 
 
 class MaxSurjection(_MaxBase, InferenceSurjection):

@@ -11,8 +11,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from survae_jax.transforms.base import Array, InferenceSurjection
-from survae_jax.transforms.surjections.max import _below_log_prob, _fill_below, _sum_batch
+from survae_jax.transforms.base import Array, InferenceSurjection, sum_except_batch
+from survae_jax.transforms.surjections.max import _below_log_prob, _fill_below
 
 _LOG4 = math.log(4.0)
 
@@ -76,7 +76,7 @@ class MaxPoolSurjection2d(InferenceSurjection):
         win = _to_windows(x)
         m = jnp.max(win, axis=-1, keepdims=True)
         k = jnp.argmax(win, axis=-1)[..., None]
-        below = _sum_batch(_below_log_prob(win, m, k, -1, 1.0))
+        below = sum_except_batch(_below_log_prob(win, m, k, -1, 1.0))
         n = math.prod(m.shape[1:])
         return m[..., 0], below - n * _LOG4
 
