@@ -7,24 +7,14 @@ normalizing flows, Appendix H.3). Direction: ``forward`` is data -> latent (X ->
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 
-from survae_jax.transforms.base import GenerativeSurjection, InferenceSurjection, sum_except_batch
+from survae_jax.distributions.standard import StandardNormal
+from survae_jax.transforms.base import GenerativeSurjection, InferenceSurjection
 from survae_jax.transforms.surjections import _conditioning as cond
 
 Array = jax.Array
-
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-
-
-def _standard_normal_log_prob(x: Array) -> Array:
-    """``sum log N(x_i; 0, 1)`` over the event axes: ``(B, ...)`` -> ``(B,)`` nats."""
-    per = -0.5 * jnp.square(x) - jnp.asarray(_HALF_LOG_2PI, x.dtype)
-    return sum_except_batch(per)
-
 
 def _event_axis(layer, x: Array, axis: int, what: str) -> int:
     """The non-negative index of ``axis`` in ``x``; raise ``ValueError`` for rank < 2 or the batch axis."""
@@ -100,7 +90,7 @@ class Slice(InferenceSurjection):
             )
         z, x2 = jnp.split(x, [self.num_keep], axis=ax)
         if self.decoder is None:
-            v = _standard_normal_log_prob(x2)
+            v = StandardNormal(x2.shape[1:]).log_prob(x2)
         else:
             v = cond.log_prob(self.decoder, x2, z, key, layer=self.name)
         return z, v
