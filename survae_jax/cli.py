@@ -141,8 +141,9 @@ def _cmd_train(args) -> int:
         print(f"{PROG}: note: {note}", file=sys.stderr, flush=True)
     run_dir = args.out or os.path.join("runs", exp.run_name(config))
     out = run_experiment(exp, config, run_dir, resume=args.resume, progress=args.progress)
-    print(f"{run_dir}: test {out['test_nats']:.4f} nats, train {out['train_nats']:.4f} nats, "
-          f"{out['steps_per_second']:.0f} steps/s")
+    bpd = f" ({out['test_bpd']:.3f} bits/dim)" if "test_bpd" in out else ""
+    print(f"{run_dir}: test {out['test_nats']:.4f} nats{bpd}, train {out['train_nats']:.4f} nats, "
+          f"{out['steps_per_second']:.3g} steps/s")
     return 0
 
 

@@ -22,7 +22,8 @@ from survae_jax.data.images import (
     load_images,
     load_mnist_images,
     read_cifar10_batch,
+    write_cifar10_batch,
 )
 
 __all__ += ["load_cifar10", "load_digits", "load_fashion_mnist", "load_images", "load_mnist_images",
-            "read_cifar10_batch"]
+            "read_cifar10_batch", "write_cifar10_batch"]

@@ -14,12 +14,13 @@ from survae_jax.data.images import (
     load_images,
     load_mnist_images,
     read_cifar10_batch,
+    write_cifar10_batch,
 )
 
 
 def write_cifar10_fixture(folder, n_train_per_batch=2, n_test=3, seed=0):
-    """The CIFAR-10 "python version" layout: data_batch_1..5 and test_batch, pickled dicts with
-    b"data" (N, 3072) uint8 channel-major and b"labels" a list of ints. Returns the images (NHWC)."""
+    """The CIFAR-10 "python version" layout written by hand: data_batch_1..5 and test_batch, pickled
+    dicts with b"data" (N, 3072) uint8 channel-major and b"labels" a list of ints."""
     rng = np.random.default_rng(seed)
     out = {}
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
@@ -100,3 +101,15 @@ def test_cifar10_errors(tmp_path):
         read_cifar10_batch(bad)
     with pytest.raises(ValueError, match="unknown dataset"):
         load_images("svhn")
+
+
+def test_write_cifar10_batch_round_trips(tmp_path):
+    written = write_cifar10_fixture(tmp_path, n_test=4)
+    images, labels = written["test_batch"]
+    write_cifar10_batch(tmp_path / "copy", images, labels)
+    assert (tmp_path / "copy").read_bytes()[:2] == b"\x80\x02"  # pickle protocol 2, as the originals
+    got = read_cifar10_batch(tmp_path / "copy")
+    np.testing.assert_array_equal(got[0], images)
+    np.testing.assert_array_equal(got[1], labels)
+    with pytest.raises(ValueError, match=r"\(N, 32, 32, 3\) uint8"):
+        write_cifar10_batch(tmp_path / "bad", images.astype(np.int32), labels)
