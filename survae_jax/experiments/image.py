@@ -54,7 +54,7 @@ PUBLISHED_MNIST_BPD = {"RealNVP": 1.06, "Glow": 1.05}
 
 @dataclasses.dataclass(frozen=True)
 class ImageConfig:
-    """Model, schedule and evaluation of one image run (defaults: the paper's CIFAR-10 set-up).
+    """Model, schedule and evaluation of one image run (defaults: the paper's set-up, on MNIST).
 
     Attributes:
       dataset: ``mnist``, ``fashion_mnist``, ``cifar10`` (needs ``data_dir``) or ``digits``.
@@ -83,7 +83,7 @@ class ImageConfig:
     Source: Nielsen et al. 2020, Appendix I.3 and the reference code's CIFAR-10 command.
     """
 
-    dataset: str = "cifar10"
+    dataset: str = "mnist"
     model: str = "maxpoolflow"
     data_dir: str | None = None
     num_scales: int = 2
@@ -140,7 +140,7 @@ class ImageConfig:
                     depth=self.densenet_depth, growth=self.densenet_growth)
 
 
-def paper_config(dataset: str = "cifar10", model: str = "maxpoolflow", **kw) -> ImageConfig:
+def paper_config(dataset: str = "mnist", model: str = "maxpoolflow", **kw) -> ImageConfig:
     """Appendix I.3 in full (about two GPU-weeks on CIFAR-10): 105,023,968 parameters there.
 
     Raises:
@@ -157,7 +157,7 @@ def cpu_config(dataset: str = "mnist", model: str = "maxpoolflow", **kw) -> Imag
     2 scales of 4 steps whose DenseNets have 1 block, 32 channels, depth 2, growth 16; a
     dequantization flow of 2 steps with 16 context channels (context blocks of depth 2, growth
     8); 232,428 parameters on MNIST. Schedule: 4 epochs (7,500 steps of 32 on MNIST) with a
-    1,000-step warm-up and x0.995 per epoch, then a 0.25-epoch (468-step) cool-down at 2e-5;
+    1,000-step warm-up and x0.995 per epoch, then a 0.25-epoch (469-step) cool-down at 2e-5;
     the IWBO with k = 100 on the first 500 test images.
 
     Raises:
@@ -254,17 +254,6 @@ def iwbo_fn(num_samples: int, chunk_size: int):
     return fn
 
 
-def _per_step_execution() -> dict:
-    """``{"execution": "step"}`` when :class:`~survae_jax.train.TrainConfig` offers it, else ``{}``.
-
-    A DenseNet step runs several times slower inside the loop's compiled ``lax.fori_loop`` than
-    as one jitted call per step on XLA:CPU (``benchmarks/image_step.py``: 0.15 against 1.30
-    steps/s for the ``cpu`` MaxPoolFlow on MNIST).
-    """
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    return {"execution": "step"} if "execution" in fields and jax.default_backend() == "cpu" else {}
-
-
 class ImageExperiment(Experiment):
     """``survae-jax train image --dataset D --model baseline|maxpoolflow [--preset paper|cifar10|cpu]``.
 
@@ -303,7 +292,7 @@ class ImageExperiment(Experiment):
     def common_flag_help(self) -> dict[str, str]:
         return {
             **super().common_flag_help(),
-            "steps": "optimizer steps in all (default: epochs + cool-down epochs; MNIST cpu: 7,968)",
+            "steps": "optimizer steps in all (default: epochs + cool-down epochs; MNIST cpu: 7,969)",
             "batch_size": "examples per optimizer step (default 32)",
             "lr": "peak Adamax learning rate after the warm-up, then x0.995 per epoch (default 1e-3)",
             "checkpoint_every": "steps between checkpoints, 0: only at the end (default: an epoch)",
@@ -344,8 +333,7 @@ class ImageExperiment(Experiment):
         n = self._num_train(config)
         every = steps_per_epoch(config, n) if config.checkpoint_every is None else config.checkpoint_every
         return TrainConfig(steps=total_steps(config, n), batch_size=config.batch_size, seed=config.seed,
-                           log_every=config.log_every, checkpoint_every=every, progress=progress,
-                           **_per_step_execution())
+                           log_every=config.log_every, checkpoint_every=every, progress=progress)
 
     def load_data(self, config: ImageConfig):
         train, _ = load_images(config.dataset, "train", directory=config.data_dir)
