@@ -30,7 +30,11 @@ stochastic layer (VAE, ...)   ``log p(x|z) - log q(z|x)``  no: one-sample bound 
 Randomness. ``forward`` and ``inverse`` never mutate the module and never draw hidden
 randomness: every random draw comes from ``key``. A layer whose direction is stochastic raises
 ``ValueError`` naming the layer when called with ``key=None``; deterministic directions accept a
-key and ignore it.
+key and ignore it. ``context`` is accepted by every layer and ignored by unconditional ones.
+
+The maths of every layer is a pure function pair in :mod:`survae_jax.functional`; a module holds
+the parameters and calls its pair. ``exact`` is derived from the kind: V is exact exactly when
+``forward`` is deterministic (and, for a surjection, its fibre distribution is exact).
 
 Shapes. Batch first: vectors ``(B, D)``, images ``(B, H, W, C)`` (NHWC), point clouds
 ``(B, N, 2)``. A wrong rank, size or dtype raises ``ValueError`` at trace time naming the layer,
@@ -46,67 +50,45 @@ import jax.numpy as jnp
 from flax import nnx
 
 from survae_jax.distributions.base import sum_except_batch  # re-exported for the layers
+from survae_jax.functional import surjection as F
 
 Array = jax.Array
 
 
 class Transform(nnx.Module):
-    """Base class of every layer: ``forward`` maps X -> Z and returns ``(z, V)``.
+    """Base class of every layer: ``forward(x) -> (z, V)`` maps X -> Z, ``inverse(z) -> x``.
 
-    Subclasses set the class flags and implement :meth:`forward` and :meth:`inverse`.
-
-    Class attributes:
-      stochastic_forward: ``forward`` (X -> Z) draws randomness and needs ``key``.
-      stochastic_inverse: ``inverse`` (Z -> X) draws randomness and needs ``key``.
-      exact: ``V`` is exact (bijections, inference surjections); ``False`` when ``V`` is a
-        one-sample bound term (generative surjections, stochastic layers).
-
-    Shapes: ``x`` is ``(B, *event_x)`` and ``z`` is ``(B, *event_z)`` (equal for bijections);
-    ``V`` is ``(B,)`` in nats.
-
-    Raises (every subclass):
-      ValueError: an input whose rank, size or dtype the layer cannot take (the message names
-        the layer, the expected and the received shape), or a stochastic direction called with
-        ``key=None``.
+    Class attributes ``stochastic_forward`` / ``stochastic_inverse``: that direction draws
+    randomness and needs ``key``. Shapes: ``x`` ``(B, *event_x)``, ``z`` ``(B, *event_z)``,
+    ``V`` ``(B,)`` nats. A wrong rank, size or dtype raises ``ValueError`` naming the layer, the
+    expected and the received shape; so does a stochastic direction called with ``key=None``.
 
     Source: Nielsen et al. (2020), Appendix H ("The Software Perspective").
     """
 
     stochastic_forward: ClassVar[bool] = False
     stochastic_inverse: ClassVar[bool] = False
-    exact: ClassVar[bool] = True
+
+    @property
+    def exact(self) -> bool:
+        """Whether V is exact: ``forward`` is deterministic (bijections, inference surjections)."""
+        return not self.stochastic_forward
 
     def forward(self, x: Array, *, key: Array | None = None, context: Array | None = None):
-        """Inference direction X -> Z.
-
-        Args:
-          x: data, batch first, e.g. ``(B, D)``.
-          key: a PRNG key; required when ``stochastic_forward``.
-          context: optional conditioning tensor ``(B, ...)`` for conditional layers.
-
-        Returns:
-          ``(z, V)`` with ``V`` of shape ``(B,)`` in nats.
-        """
+        """Inference direction X -> Z: ``(z, V)``."""
         raise NotImplementedError
 
     def inverse(self, z: Array, *, key: Array | None = None, context: Array | None = None):
-        """Generative direction Z -> X; returns ``x``. Needs ``key`` when ``stochastic_inverse``."""
+        """Generative direction Z -> X: ``x``."""
         raise NotImplementedError
 
-    # ----------------------------------------------------------------- helpers for subclasses
     @property
     def name(self) -> str:
         """The layer's class name, used in error messages."""
         return type(self).__name__
 
     def _require_key(self, key: Array | None, direction: str) -> Array:
-        """Return ``key`` or raise ``ValueError`` saying that this layer's ``direction`` needs one."""
-        if key is None:
-            raise ValueError(
-                f"{self.name}.{direction} is stochastic and needs a PRNG key: "
-                f"call it with key=jax.random.key(...)."
-            )
-        return key
+        return F.require_key(key, f"{self.name}.{direction}")
 
     def _check_input(
         self,
@@ -118,16 +100,8 @@ class Transform(nnx.Module):
         floating: bool = True,
         what: str = "input",
     ) -> None:
-        """Validate ``x`` at trace time; raise ``ValueError`` naming the layer otherwise.
-
-        Args:
-          x: the batched tensor ``(B, *event)``.
-          event_shape: expected event shape; ``None`` entries match any size.
-          min_ndim: the least rank of ``x`` including the batch axis.
-          ndim: the exact rank of ``x`` including the batch axis.
-          floating: whether ``x`` must have a floating dtype.
-          what: the argument's name in the message.
-        """
+        """Raise ``ValueError`` naming the layer unless ``x`` has the expected event shape
+        (``None`` entries match any size), rank (batch axis included) and a floating dtype."""
         shape = tuple(x.shape)
         if event_shape is not None:
             expected = ("B", *("*" if s is None else s for s in event_shape))
@@ -154,68 +128,71 @@ class Transform(nnx.Module):
 
 
 class Bijection(Transform):
-    """A diffeomorphism; ``V = log|det dz/dx|`` (Appendix A, Eq. 5). Deterministic both ways.
-
-    ``x`` and ``z`` have the same number of elements, ``(B, *event)``; ``V`` is ``(B,)`` nats.
-    Raises ``ValueError`` as :class:`Transform` says. Source: Appendix A, Eq. 5 and 12.
-    """
-
-    stochastic_forward: ClassVar[bool] = False
-    stochastic_inverse: ClassVar[bool] = False
-    exact: ClassVar[bool] = True
+    """A diffeomorphism; ``V = log|det dz/dx|`` (Appendix A, Eq. 5); ``x`` and ``z`` have the
+    same number of elements."""
 
 
 class Surjection(Transform):
-    """A surjective layer (Tables 6 and 7 of the appendix).
+    """A surjective layer written once as its inference operation (Tables 6 and 7).
 
-    Generative surjections (Table 6) are surjective in the generative direction Z -> X: their
-    ``forward`` (X -> Z) samples ``z ~ q(z|x)`` and ``V = -log q(z|x)`` is a one-sample bound
-    term. Set ``stochastic_forward = True`` and ``exact = False``.
-
-    Inference surjections (Table 7) are surjective in the inference direction X -> Z: their
-    ``forward`` is deterministic, their ``inverse`` samples ``x ~ p(x|z)`` on the fibre of ``z``,
-    and ``V = log p(x|z)`` is exact (Appendix B). Set ``stochastic_inverse = True``,
-    ``exact = True``.
-
-    Shapes and errors as :class:`Transform`. Source: Nielsen et al. (2020), Tables 6 and 7.
+    A subclass gives :meth:`op`, the :class:`~survae_jax.functional.surjection.Surjective`
+    (``split``, ``merge``, default fibre) of the inference direction, and may hold a learned fibre
+    distribution in ``self.fibre`` (``None``: the op's default). :class:`InferenceSurjection`
+    runs the op as it is; :func:`generative_dual` derives the Table 6 layer from it.
     """
 
+    fibre = None
 
-class GenerativeSurjection(Surjection):
-    """Surjective Z -> X: stochastic ``forward``, deterministic ``inverse``, V a bound (Table 6).
-
-    ``forward(x, key=k)`` draws ``z ~ q(z|x)`` ``(B, *event_z)`` and returns ``V = -log q(z|x)``
-    ``(B,)`` nats; ``inverse(forward(x, key=k)) == x`` for every key. Raises ``ValueError`` for
-    ``forward`` without a key. Source: Table 6; Appendix A, Eq. 4.
-    """
-
-    stochastic_forward: ClassVar[bool] = True
-    stochastic_inverse: ClassVar[bool] = False
-    exact: ClassVar[bool] = False
+    def op(self) -> F.Surjective:
+        raise NotImplementedError
 
 
 class InferenceSurjection(Surjection):
-    """Surjective X -> Z: deterministic ``forward``, stochastic ``inverse``, V exact (Table 7).
+    """Surjective X -> Z (Table 7): ``(z, s) = split(x)``, ``V = log p(s|z)`` exact;
+    ``inverse`` draws ``s ~ p(s|z)`` and returns ``merge(z, s)`` (Appendix B)."""
 
-    ``forward(x)`` gives ``z = f(x)`` ``(B, *event_z)`` and ``V = log p(x|z)`` ``(B,)`` nats;
-    ``inverse(z, key=k)`` draws ``x ~ p(x|z)`` on the fibre of ``z``, so ``forward(inverse(z,
-    key=k)) == z``. Raises ``ValueError`` for ``inverse`` without a key. Source: Table 7;
-    Appendix B (the bound is tight when ``p(x|z)`` lives on the fibre).
-    """
-
-    stochastic_forward: ClassVar[bool] = False
     stochastic_inverse: ClassVar[bool] = True
-    exact: ClassVar[bool] = True
+
+    @property
+    def exact(self) -> bool:
+        return bool(getattr(self.fibre, "exact", True))
+
+    def forward(self, x, *, key=None, context=None):
+        return F.inference_forward(self.op(), x, self.fibre, key=key, context=context)
+
+    def inverse(self, z, *, key=None, context=None):
+        return F.inference_inverse(self.op(), z, self.fibre, key=key, context=context)
+
+
+class GenerativeSurjection(Surjection):
+    """Surjective Z -> X (Table 6), the dual of an inference surjection: ``forward`` draws
+    ``s ~ q(s|x)`` and returns ``z = merge(x, s)``, ``V = -log q(s|x)`` (a bound term);
+    ``inverse(z) = split(z)[0]``, so ``inverse(forward(x)) == x``."""
+
+    stochastic_forward: ClassVar[bool] = True
+
+    def forward(self, x, *, key=None, context=None):
+        return F.generative_forward(self.op(), x, self.fibre, key=key, context=context)
+
+    def inverse(self, z, *, key=None, context=None):
+        return F.generative_inverse(self.op(), z, self.fibre, key=key, context=context)
+
+
+def generative_dual(inference: type[InferenceSurjection], name: str, doc: str) -> type[GenerativeSurjection]:
+    """The Table 6 layer of an inference surjection class: same constructor and op, swapped
+    directions and negated V. ``inference.__init__`` must not call zero-argument ``super()``."""
+    return type(name, (GenerativeSurjection,), {
+        "__init__": inference.__init__,
+        "op": inference.op,
+        "__doc__": doc,
+        "__module__": inference.__module__,
+        "__qualname__": name,
+    })
 
 
 class StochasticTransform(Transform):
-    """A stochastic map both ways (VAE, stochastic permutation); V a one-sample bound term.
-
-    ``V = log p(x|z) - log q(z|x)`` with ``z ~ q(z|x)`` (Appendix A, Eq. 4; Appendix H.1).
-    ``V`` is ``(B,)`` nats; both directions raise ``ValueError`` without a key.
-    Source: Appendix A, Eq. 4; Appendix G and H.1.
-    """
+    """A stochastic map both ways (VAE, stochastic permutation): ``z ~ q(z|x)``,
+    ``V = log p(x|z) - log q(z|x)``, a one-sample bound term (Appendix A, Eq. 4; Appendix H.1)."""
 
     stochastic_forward: ClassVar[bool] = True
     stochastic_inverse: ClassVar[bool] = True
-    exact: ClassVar[bool] = False

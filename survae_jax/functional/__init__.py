@@ -1,0 +1,28 @@
+"""Every layer's maths as pure JAX functions, no Flax: ``<op>_forward(x, <params>, *, key=None,
+context=None) -> (z, V)`` and ``<op>_inverse(z, <params>, *, key=None, context=None) -> x``.
+
+``forward`` maps data to latent (X -> Z) and returns the likelihood contribution ``V`` ``(B,)``
+in nats; ``inverse`` maps Z -> X. Parameters are passed explicitly: arrays, a callable
+conditioner (couplings), or a distribution object (the fibre distributions of surjections,
+the encoder and decoder of a VAE). These functions work under ``jax.jit``, ``jax.vmap`` and
+``jax.grad`` and with any pytree or module system; the ``nnx.Module`` layers of
+:mod:`survae_jax.transforms` hold parameters and call them.
+"""
+
+from survae_jax.functional.surjection import (
+    Fibre,
+    Surjective,
+    generative_forward,
+    generative_inverse,
+    generative_pair,
+    inference_forward,
+    inference_inverse,
+    inference_pair,
+)
+from survae_jax.functional.abs import (
+    abs_forward,
+    abs_inverse,
+    abs_surjection,
+    generative_abs_forward,
+    generative_abs_inverse,
+)
