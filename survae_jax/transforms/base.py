@@ -33,7 +33,7 @@ randomness: every random draw comes from ``key``. A layer whose direction is sto
 key and ignore it. ``context`` is accepted by every layer and ignored by unconditional ones.
 
 The maths of every layer is a pure function pair in :mod:`survae_jax.functional`; a module holds
-the parameters and calls its pair. ``exact`` is derived from the kind: V is exact exactly when
+the parameters, names its pair in ``functional`` and passes ``functional_args()`` to it. ``exact`` is derived from the kind: V is exact exactly when
 ``forward`` is deterministic (and, for a surjection, its fibre distribution is exact).
 
 Shapes. Batch first: vectors ``(B, D)``, images ``(B, H, W, C)`` (NHWC), point clouds
@@ -43,14 +43,14 @@ the expected and the received shape.
 
 from __future__ import annotations
 
-from typing import ClassVar, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from survae_jax.distributions.base import sum_except_batch  # re-exported for the layers
-from survae_jax.functional import surjection as F
+from survae_jax.functional.surjection import require_key
 
 Array = jax.Array
 
@@ -68,19 +68,25 @@ class Transform(nnx.Module):
 
     stochastic_forward: ClassVar[bool] = False
     stochastic_inverse: ClassVar[bool] = False
+    #: The layer's pure pair ``(forward, inverse)`` from :mod:`survae_jax.functional`.
+    functional: ClassVar[tuple[Callable, Callable]]
 
     @property
     def exact(self) -> bool:
         """Whether V is exact: ``forward`` is deterministic (bijections, inference surjections)."""
         return not self.stochastic_forward
 
+    def functional_args(self) -> dict:
+        """The parameters and settings this layer passes to its pair, as keyword arguments."""
+        return {}
+
     def forward(self, x: Array, *, key: Array | None = None, context: Array | None = None):
         """Inference direction X -> Z: ``(z, V)``."""
-        raise NotImplementedError
+        return type(self).functional[0](x, **self.functional_args(), key=key, context=context)
 
     def inverse(self, z: Array, *, key: Array | None = None, context: Array | None = None):
         """Generative direction Z -> X: ``x``."""
-        raise NotImplementedError
+        return type(self).functional[1](z, **self.functional_args(), key=key, context=context)
 
     @property
     def name(self) -> str:
@@ -88,7 +94,7 @@ class Transform(nnx.Module):
         return type(self).__name__
 
     def _require_key(self, key: Array | None, direction: str) -> Array:
-        return F.require_key(key, f"{self.name}.{direction}")
+        return require_key(key, f"{self.name}.{direction}")
 
     def _check_input(
         self,
@@ -135,16 +141,13 @@ class Bijection(Transform):
 class Surjection(Transform):
     """A surjective layer written once as its inference operation (Tables 6 and 7).
 
-    A subclass gives :meth:`op`, the :class:`~survae_jax.functional.surjection.Surjective`
-    (``split``, ``merge``, default fibre) of the inference direction, and may hold a learned fibre
-    distribution in ``self.fibre`` (``None``: the op's default). :class:`InferenceSurjection`
-    runs the op as it is; :func:`generative_dual` derives the Table 6 layer from it.
+    The op is a :class:`~survae_jax.functional.surjection.Surjective` (``split``, ``merge``,
+    default fibre); ``self.fibre`` holds a learned fibre distribution or ``None`` for the op's
+    default. :class:`InferenceSurjection` runs the op as it is; :func:`generative_dual` derives
+    the Table 6 layer from an inference layer.
     """
 
     fibre = None
-
-    def op(self) -> F.Surjective:
-        raise NotImplementedError
 
 
 class InferenceSurjection(Surjection):
@@ -157,12 +160,6 @@ class InferenceSurjection(Surjection):
     def exact(self) -> bool:
         return bool(getattr(self.fibre, "exact", True))
 
-    def forward(self, x, *, key=None, context=None):
-        return F.inference_forward(self.op(), x, self.fibre, key=key, context=context)
-
-    def inverse(self, z, *, key=None, context=None):
-        return F.inference_inverse(self.op(), z, self.fibre, key=key, context=context)
-
 
 class GenerativeSurjection(Surjection):
     """Surjective Z -> X (Table 6), the dual of an inference surjection: ``forward`` draws
@@ -171,19 +168,17 @@ class GenerativeSurjection(Surjection):
 
     stochastic_forward: ClassVar[bool] = True
 
-    def forward(self, x, *, key=None, context=None):
-        return F.generative_forward(self.op(), x, self.fibre, key=key, context=context)
 
-    def inverse(self, z, *, key=None, context=None):
-        return F.generative_inverse(self.op(), z, self.fibre, key=key, context=context)
-
-
-def generative_dual(inference: type[InferenceSurjection], name: str, doc: str) -> type[GenerativeSurjection]:
-    """The Table 6 layer of an inference surjection class: same constructor and op, swapped
-    directions and negated V. ``inference.__init__`` must not call zero-argument ``super()``."""
+def generative_dual(
+    inference: type[InferenceSurjection], name: str, functional: tuple[Callable, Callable], doc: str
+) -> type[GenerativeSurjection]:
+    """The Table 6 layer of an inference surjection class: its constructor and parameters, with
+    ``functional`` the dual pair (:func:`survae_jax.functional.generative_pair` of the same op).
+    ``inference.__init__`` must not call zero-argument ``super()``."""
     return type(name, (GenerativeSurjection,), {
         "__init__": inference.__init__,
-        "op": inference.op,
+        "functional_args": inference.functional_args,
+        "functional": functional,
         "__doc__": doc,
         "__module__": inference.__module__,
         "__qualname__": name,

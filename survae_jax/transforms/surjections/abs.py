@@ -9,7 +9,13 @@ from __future__ import annotations
 from typing import Sequence
 
 from survae_jax.distributions.base import Distribution
-from survae_jax.functional.abs import abs_surjection
+from survae_jax.functional.abs import (
+    abs_forward,
+    abs_inverse,
+    abs_surjection,
+    generative_abs_forward,
+    generative_abs_inverse,
+)
 from survae_jax.transforms.base import InferenceSurjection, generative_dual
 
 
@@ -39,13 +45,15 @@ class AbsSurjection(InferenceSurjection):
             )
         self.fibre = classifier
         self.features = None if features is None else tuple(int(i) for i in features)
-        self.op()  # validates features
+        abs_surjection(self.features, name=type(self).__name__)  # validates features
 
-    def op(self):
-        return abs_surjection(self.features, name=type(self).__name__)
+    functional = (abs_forward, abs_inverse)
+
+    def functional_args(self):
+        return {"fibre": self.fibre, "features": self.features, "name": self.name}
 
 
-GenerativeAbsSurjection = generative_dual(AbsSurjection, "GenerativeAbsSurjection", """Generative abs ``x = |z|`` (Table 6; Appendix D.1), the dual of :class:`AbsSurjection`.
+GenerativeAbsSurjection = generative_dual(AbsSurjection, "GenerativeAbsSurjection", (generative_abs_forward, generative_abs_inverse), """Generative abs ``x = |z|`` (Table 6; Appendix D.1), the dual of :class:`AbsSurjection`.
 
     - forward: ``b ~ q(b|x)``, ``z = (2b - 1) x`` (Eq. 14); ``x >= 0`` on the abs'd entries;
     - inverse: ``x = |z|`` (Eq. 13);
