@@ -26,3 +26,31 @@ from survae_jax.functional.abs import (
     generative_abs_forward,
     generative_abs_inverse,
 )
+from survae_jax.functional.max import (
+    generative_max_forward,
+    generative_max_inverse,
+    max_forward,
+    max_inverse,
+    max_surjection,
+)
+from survae_jax.functional.maxpool import (
+    generative_max_pool_forward,
+    generative_max_pool_inverse,
+    max_pool_forward,
+    max_pool_inverse,
+    max_pool_surjection,
+)
+from survae_jax.functional.sort import (
+    generative_sort_forward,
+    generative_sort_inverse,
+    sort_forward,
+    sort_inverse,
+    sort_surjection,
+)
+from survae_jax.functional.relu import (
+    generative_relu_forward,
+    generative_relu_inverse,
+    relu_forward,
+    relu_inverse,
+    relu_surjection,
+)

@@ -144,15 +144,15 @@ def test_float64_and_jit():
 
 
 def test_errors_name_the_layer():
-    with pytest.raises(ValueError, match=r"MaxSurjection: expected x with 3 values on axis -1.*\(2, 4\)"):
+    with pytest.raises(ValueError, match=r"MaxSurjection: expected 3 values on axis -1.*\(2, 4\)"):
         MaxSurjection(3).forward(jnp.ones((2, 4)))
-    with pytest.raises(ValueError, match=r"MaxSurjection: expected z with length 1 on axis -1.*\(2, 3\)"):
+    with pytest.raises(ValueError, match=r"MaxSurjection: expected the max with length 1 on axis -1.*\(2, 3\)"):
         MaxSurjection(3, keepdims=True).inverse(jnp.ones((2, 3)), key=jax.random.key(0))
     with pytest.raises(ValueError, match="MaxSurjection.inverse is stochastic"):
         MaxSurjection(3).inverse(jnp.ones((2,)))
     with pytest.raises(ValueError, match="GenerativeMaxSurjection.forward is stochastic"):
         GenerativeMaxSurjection(3).forward(jnp.ones((2,)))
-    with pytest.raises(ValueError, match=r"GenerativeMaxSurjection: expected z with 3 values"):
+    with pytest.raises(ValueError, match=r"GenerativeMaxSurjection: expected 3 values"):
         GenerativeMaxSurjection(3).inverse(jnp.ones((2, 2)))
     with pytest.raises(ValueError, match="batch axis"):
         MaxSurjection(3, axis=0)
