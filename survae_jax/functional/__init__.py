@@ -26,6 +26,7 @@ from survae_jax.functional.abs import (
     generative_abs_forward,
     generative_abs_inverse,
 )
+from survae_jax.functional.compose import compose_forward, compose_inverse, invert_forward, invert_inverse
 from survae_jax.functional.max import (
     generative_max_forward,
     generative_max_inverse,
@@ -53,4 +54,39 @@ from survae_jax.functional.relu import (
     relu_forward,
     relu_inverse,
     relu_surjection,
+)
+from survae_jax.functional.elementwise import (
+    Additive,
+    Affine,
+    ElementwiseFamily,
+    elementwise_pair,
+    elementwise_params,
+    logit_forward,
+    logit_inverse,
+    scale_forward,
+    scale_inverse,
+    shift_forward,
+    shift_inverse,
+    sigmoid_forward,
+    sigmoid_inverse,
+    softplus_forward,
+    softplus_inverse,
+    softplus_inverse_forward,
+    softplus_inverse_inverse,
+    tanh_forward,
+    tanh_inverse,
+)
+from survae_jax.functional.coupling import coupling_forward, coupling_inverse
+from survae_jax.functional.linear import (
+    actnorm_forward,
+    actnorm_init,
+    actnorm_inverse,
+    conv1x1_forward,
+    conv1x1_inverse,
+    conv1x1_lu_init,
+    conv1x1_lu_weight,
+    permute_forward,
+    permute_inverse,
+    squeeze2d_forward,
+    squeeze2d_inverse,
 )

@@ -14,12 +14,14 @@ from survae_jax.transforms.base import (
     Surjection,
     Transform,
 )
+from survae_jax.transforms.compose import Compose, Invert
 from survae_jax.transforms.bijections import (
     ActNorm,
     AdditiveCoupling,
     AffineCoupling,
     Conv1x1,
     Coupling,
+    ElementwiseBijection,
     Logit,
     Permute,
     Reverse,
@@ -58,12 +60,15 @@ __all__ = [
     "GenerativeSurjection",
     "InferenceSurjection",
     "StochasticTransform",
+    "Compose",
+    "Invert",
     # bijections
     "ActNorm",
     "AdditiveCoupling",
     "AffineCoupling",
     "Conv1x1",
     "Coupling",
+    "ElementwiseBijection",
     "Logit",
     "Permute",
     "Reverse",
