@@ -41,7 +41,7 @@ class CheckpointError(RuntimeError):
     Raises: nothing itself; :func:`save_checkpoint` and :func:`restore_checkpoint` raise it (a
     ``RuntimeError``).
 
-    Source: this library (checkpoints of ``train``; DESIGN.md 'Speed').
+    Source: this library (checkpoints of ``train``; docs/design.md 'Speed').
     """
 
 

@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     Raises: nothing when built; ``parse_args`` raises :class:`UsageError` (instead of exiting)
     for bad flags.
 
-    Source: this library (STYLE.md: one CLI for every experiment; the registry of
+    Source: this library (docs/design.md: one CLI for every experiment; the registry of
     :mod:`survae_jax.experiments`).
     """
     from survae_jax.experiments import EXPERIMENT_MODULES, get_experiment

@@ -5,7 +5,7 @@ negative log-likelihood in nats, ``-mean(model.log_prob(batch, key=key))``, whic
 ELBO for flows with stochastic layers) with an optax optimizer (default Adam, lr 1e-3, as in
 Appendix I.1 of the SurVAE paper).
 
-How it is fast (DESIGN.md, "Speed"):
+How it is fast (docs/design.md, "Speed"):
 
 * the model is ``nnx.split`` once into a graph definition and its state; the hot loop is a plain
   ``jax.jit`` over ``(params, other state, optax state)``, not ``nnx.jit``/``nnx.Optimizer``;
@@ -60,7 +60,7 @@ class TrainingError(RuntimeError):
 
     Raises: nothing itself; :func:`train` raises it (a ``RuntimeError``).
 
-    Source: this library (DESIGN.md 'Speed': the NaN check runs once per compiled block).
+    Source: this library (docs/design.md 'Speed': the NaN check runs once per compiled block).
     """
 
 
@@ -85,7 +85,7 @@ class TrainConfig:
     when the data hold fewer than ``batch_size`` examples).
 
     Source: Appendix I.1 of the SurVAE paper (Nielsen et al. 2020) for the defaults (10,000
-    steps, batch 128); this library for the block/checkpoint fields (DESIGN.md 'Speed').
+    steps, batch 128); this library for the block/checkpoint fields (docs/design.md 'Speed').
     """
 
     steps: int = 10_000
@@ -116,7 +116,7 @@ class TrainResult:
 
     Raises: nothing (a plain record).
 
-    Source: this library (DESIGN.md 'Speed': timings measured per block, compile excluded).
+    Source: this library (docs/design.md 'Speed': timings measured per block, compile excluded).
     """
 
     model: nnx.Module
@@ -238,7 +238,7 @@ def train(
       CheckpointError: on resume, no checkpoint can be read (the newest one's error), or
         :class:`~survae_jax.checkpoint.CheckpointMismatchError`: one written by a different model.
 
-    Source: this library (DESIGN.md 'Speed': one jitted block of steps, plain ``jax.jit`` over
+    Source: this library (docs/design.md 'Speed': one jitted block of steps, plain ``jax.jit`` over
     the ``nnx.split`` state, donated buffers); Adam from Kingma & Ba 2015 with lr 1e-3 as in
     Appendix I.1 of the SurVAE paper.
     """

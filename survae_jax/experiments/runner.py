@@ -101,7 +101,7 @@ def run_experiment(
     The metrics are in nats (``train_nats``, ``test_nats``; PPLL for point clouds) plus times
     in seconds; test data shapes are the experiment's (``(N, 2)``, ``(N, 50, 2)``).
 
-    Source: this library (STYLE.md: one training loop and one CLI for every experiment).
+    Source: this library (docs/design.md: one training loop and one CLI for every experiment).
     """
     t_start = time.perf_counter()
     _prepare_dir(run_dir)

@@ -1,6 +1,6 @@
 """A set-to-set Transformer conditioner for point-cloud couplings (Appendix I.2).
 
-Dropout and purity. A forward pass never draws hidden randomness (DESIGN.md), and a coupling
+Dropout and purity. A forward pass never draws hidden randomness (docs/design.md), and a coupling
 calls its conditioner as ``net(x_id)`` without a key. So a :class:`Transformer` is
 deterministic (no dropout) unless a dropout key has been put into it explicitly:
 :func:`with_dropout` returns a *copy* of any module (a whole flow) in which every Transformer

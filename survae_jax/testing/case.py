@@ -40,7 +40,7 @@ class PropertyError(AssertionError):
     Raises: nothing itself (it is what the suite raises); a subclass of ``AssertionError`` so
     pytest reports it as a test failure.
 
-    Source: this library (DESIGN.md 'How a layer is checked').
+    Source: this library (docs/design.md 'How a layer is checked').
     """
 
     def __init__(self, layer: str, failures: Mapping[str, str]):
