@@ -127,10 +127,7 @@ class Flow(Distribution):
         """
         c = self._context(context)
         k_base, k_layers = jax.random.split(_need_key(key, f"{self.name}.sample"))
-        if c is not None and not self.base.conditional:
-            z = self.base.sample(k_base, self._num_samples(num_samples, c))
-        else:
-            z = self.base.sample(k_base, num_samples, context=c)
+        z = self.base.sample(k_base, num_samples, context=c)
         return self._inverse(z, k_layers, c)
 
     def sample_and_log_prob(self, key, num_samples=None, *, context=None):

@@ -37,7 +37,7 @@ class _Fixed(Distribution):
         return sum_except_batch(type(self)._family(zero, zero + 1).log_prob(x))
 
     def sample(self, key, num_samples=None, *, context=None):
-        n = self._num_samples(num_samples, None)
+        n = self._num_samples(num_samples, context)
         return type(self)._draw(key, (n, *self.event_shape), _float(self.dtype))
 
 
@@ -113,6 +113,6 @@ class DiagonalNormal(Distribution):
         return sum_except_batch(self._dist(x.dtype).log_prob(x))
 
     def sample(self, key, num_samples=None, *, context=None):
-        n = self._num_samples(num_samples, None)
+        n = self._num_samples(num_samples, context)
         eps = jax.random.normal(key, (n, *self.event_shape), self.loc[...].dtype)
         return self.loc[...] + jnp.exp(self.log_scale[...]) * eps
