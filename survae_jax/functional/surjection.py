@@ -5,11 +5,14 @@ to the latent ``z = f(x)`` and the coordinate ``s`` of ``x`` on the fibre ``f^{-
 bits of abs, the argmax and the gaps of max, the permutation of sort, the dropped part of a
 slice, the fractional part of rounding); ``merge(z, s) -> x`` puts them back together; a fibre
 distribution ``p(s|z)`` says where on the fibre ``x`` lies; ``log_volume(z, s)`` is
-``log|det ds/dx|`` on the fibre (0 unless ``s`` is a rescaled copy of part of ``x``).
+``log|det d(z, s)/dx|`` of the bijection ``x -> (z, s)`` over its continuous coordinates (0 for
+abs, max, sort, slicing; ``D * num_bits * log 2`` when dequantization rescales by
+``2^-num_bits``; ``log|2x|`` for a square).
 
 Inference surjection (Table 7), deterministic ``forward``:
 
-- forward: ``(z, s) = split(x)``, ``V = log p(s|z) + log_volume``, exact (Appendix B);
+- forward: ``(z, s) = split(x)``, ``V = log p(s|z) + log_volume``, exact (Appendix B, by the
+  change of variables ``p(x) = p(z) p(s|z) |det d(z, s)/dx|``);
 - inverse: ``s ~ p(s|z)``, ``x = merge(z, s)``; ``split(merge(z, s))[0] == z``.
 
 Its generative dual (Table 6) swaps the roles, as ``Invert`` does for a bijection, and negates V:
@@ -44,7 +47,7 @@ class Surjective:
       split: ``x -> (z, s)``; raises ``ValueError`` for an input it cannot take.
       merge: ``(z, s) -> x``; raises ``ValueError`` for a latent it cannot take.
       fibre: the default ``p(s|z)`` (used when a layer is given none).
-      log_volume: ``(z, s) -> (B,)`` ``log|det ds/dx|`` on the fibre; ``None`` for 0.
+      log_volume: ``(z, s) -> (B,)`` ``log|det d(z, s)/dx|``; ``None`` for 0.
       check_latent: ``z -> None``, raising ``ValueError`` for a latent-side tensor of the wrong
         shape or dtype; run before a fibre is sampled for it (``merge`` may check again).
     """

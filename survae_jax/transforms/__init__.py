@@ -13,6 +13,7 @@ from survae_jax.transforms.base import (
     StochasticTransform,
     Surjection,
     Transform,
+    generative_dual,
 )
 from survae_jax.transforms.compose import Compose, Invert
 from survae_jax.transforms.bijections import (
@@ -60,6 +61,7 @@ __all__ = [
     "GenerativeSurjection",
     "InferenceSurjection",
     "StochasticTransform",
+    "generative_dual",
     "Compose",
     "Invert",
     # bijections
