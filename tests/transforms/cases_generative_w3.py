@@ -1,4 +1,4 @@
-"""Registry cases of W3's generative surjections (Table 6): abs, max, sort.
+"""Registry cases of W3's generative surjections (Table 6): abs, max, max-pool, sort.
 
 Collected by ``tests/transforms/test_registry.py`` (every ``cases_*.py`` there). Inputs lie in
 each layer's image: absolute values for abs, sorted tensors for sort.
@@ -14,6 +14,7 @@ from survae_jax.distributions import ConditionalBernoulli, ConditionalCategorica
 from survae_jax.testing import TransformCase
 from survae_jax.transforms.surjections import (
     GenerativeAbsSurjection,
+    GenerativeMaxPoolSurjection2d,
     GenerativeMaxSurjection,
     GenerativeSortSurjection,
     SortSurjection,
@@ -62,6 +63,13 @@ CASES = [
         "GenerativeMaxSurjection-classifier",
         lambda k: GenerativeMaxSurjection(2, ConditionalCategorical(_linear(k, 1, 2)), keepdims=True),
         lambda k: jax.random.normal(k, (4, 1)),
+    ),
+    TransformCase(
+        "GenerativeMaxPoolSurjection2d",
+        lambda k: GenerativeMaxPoolSurjection2d(),
+        lambda k: jax.random.normal(k, (2, 2, 3, 2)),
+        bad_input=_fixed((2, 2, 3)),
+        bad_latent=_fixed((2, 3, 6, 2)),
     ),
     TransformCase(
         "GenerativeSortSurjection-points",

@@ -66,6 +66,7 @@ CASES = [
         "ReLUSurjection-scale-net",
         lambda k: ReLUSurjection(_linear(k, 3, 3)),
         _normal((4, 3)),
+        bad_input=_rank1((4,)),  # a wider x reaches the net, whose own error is re-raised with a note
         bad_latent=_rank1((4,)),
     ),
     TransformCase(

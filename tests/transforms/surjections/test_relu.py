@@ -82,6 +82,13 @@ def test_relu_scale_net():
     with pytest.raises(ValueError, match="ReLUSurjection.*scale_net"):
         ReLUSurjection(lambda z: z[:, :1]).forward(jnp.zeros((2, 3)))
 
+    def refusing_net(z):
+        raise TypeError("the net refuses")
+
+    with pytest.raises(TypeError, match="the net refuses") as info:  # the net's own error, with a note
+        GenerativeReLUSurjection(refusing_net).forward(jnp.zeros((2, 3)), key=jax.random.key(0))
+    assert "GenerativeReLUSurjection: raised by scale_net on a tensor of shape (2, 3)." in info.value.__notes__
+
 
 def test_generative_relu_values():
     x = jnp.array([[0.0, 1.5, 0.0], [2.0, 0.0, 0.25]])
