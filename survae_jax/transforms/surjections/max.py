@@ -36,15 +36,8 @@ class MaxSurjection(InferenceSurjection):
     Shapes: ``x: (B, ..., K, ...)``; ``z``: the same with ``axis`` of length 1 or dropped.
     """
 
-    def __init__(
-        self,
-        size: int,
-        classifier: Distribution | None = None,
-        *,
-        axis: int = -1,
-        keepdims: bool = False,
-        scale: float = 1.0,
-    ):
+    def __init__(self, size: int, classifier: Distribution | None = None, *, axis: int = -1,
+                 keepdims: bool = False, scale: float = 1.0):
         if classifier is not None and not isinstance(classifier, Distribution):
             raise TypeError(
                 f"{type(self).__name__}: classifier must be a conditional Distribution (e.g. "

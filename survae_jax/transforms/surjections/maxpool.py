@@ -25,9 +25,6 @@ class MaxPoolSurjection2d(InferenceSurjection):
     even ``H``, ``W``; ``z: (B, H/2, W/2, C)``.
     """
 
-    def __init__(self):
-        pass
-
     functional = (max_pool_forward, max_pool_inverse)
 
     def functional_args(self):
