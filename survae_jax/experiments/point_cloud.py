@@ -204,7 +204,7 @@ def build_model(cfg: PointCloudConfig, *, key: jax.Array | None = None) -> Flow:
             Reverse(2, axis=-1),
             AffineCoupling(_transformer(cfg, 2, 4, half if sort else None, rngs),
                            axis=1, scale_fn=cfg.scale_fn),
-            Permute(axis=1, size=NUM_POINTS, key=jax.random.fold_in(k_perm, i)) if sort
+            Permute(axis=1, size=NUM_POINTS, rngs=nnx.Rngs(jax.random.fold_in(k_perm, i))) if sort
             else StochasticPermutation(axis=1),
         ]
     return Flow(StandardNormal((NUM_POINTS, 2)), layers)

@@ -146,7 +146,7 @@ CASES: list[TransformCase] = [
                   sample_input=_normal(3, 3)),
     TransformCase("Squeeze2d", make=lambda k: Squeeze2d(2), sample_input=_normal(2, 4, 4, 2),
                   bad_input=_normal(2, 3, 4, 2)),
-    TransformCase("Permute", make=lambda k: Permute(size=4, key=k), sample_input=_normal(3, 4)),
+    TransformCase("Permute", make=lambda k: Permute(size=4, rngs=nnx.Rngs(k)), sample_input=_normal(3, 4)),
     TransformCase("Reverse", make=lambda k: Reverse(4), sample_input=_normal(3, 4)),
     TransformCase("Reverse-points-axis1", make=lambda k: Reverse(5, axis=1), sample_input=_normal(2, 5, 2),
                   bad_input=_normal(2, 4, 2), bad_latent=_normal(2, 4, 2)),
