@@ -90,3 +90,15 @@ from survae_jax.functional.linear import (
     squeeze2d_forward,
     squeeze2d_inverse,
 )
+from survae_jax.functional.user import UserDistribution
+from survae_jax.functional.slicing import augment_forward, augment_inverse, slice_forward, slice_inverse, slice_surjection
+from survae_jax.functional.rounding import (
+    add_below_next_integer,
+    dequantization_forward,
+    dequantization_inverse,
+    rounding_forward,
+    rounding_inverse,
+    rounding_surjection,
+)
+from survae_jax.functional.vae import vae_forward, vae_inverse
+from survae_jax.functional.stochastic_permutation import stochastic_permutation_forward, stochastic_permutation_inverse

@@ -109,6 +109,7 @@ CASES = [
             ConditionalFlow(ConditionalNormal(_linear(k, 2, 2 * 2, 0.1)), [Logit()]), num_bits=3
         ),
         _integers(8),
+        bad_input=_rank1((3,), jnp.int32),  # a wider x reaches the encoder's net, whose own error gets a note
         bad_latent=_rank1((3,)),
     ),
 ]

@@ -80,6 +80,7 @@ CASES = [
         "RoundingSurjection-flow-decoder",
         lambda k: RoundingSurjection(_unit_interval_flow(k, 2)),
         lambda k: 3.0 * jax.random.normal(k, (3, 2)),
+        bad_input=_rank1((3,)),  # a wider x reaches the decoder's net, whose own error gets a note
         bad_latent=_rank1((3,)),
     ),
 ]

@@ -28,7 +28,15 @@ def _normal(shape):
 
 
 CASES = [
-    TransformCase("VAE-gaussian", lambda k: _vae(k, 3, 2), _normal((4, 3))),
+    # A wrong last axis reaches the user's nets, whose error keeps its type (with a note naming
+    # VAE): the strict bad-input check uses a rank-1 tensor, which VAE itself refuses.
+    TransformCase(
+        "VAE-gaussian",
+        lambda k: _vae(k, 3, 2),
+        _normal((4, 3)),
+        bad_input=lambda k: jnp.zeros((4,)),
+        bad_latent=lambda k: jnp.zeros((4,)),
+    ),
     TransformCase(
         "StochasticPermutation-points",
         lambda k: StochasticPermutation(axis=1),
