@@ -1,16 +1,6 @@
-"""Elementwise bijections ``z = f(x)`` entrywise, ``V = sum over the event of log|f'(x)|``.
-
-Two kinds share this file:
-
-- fixed maps (sigmoid, logit, softplus, tanh, a fixed scale or shift): the pair
-  ``<op>_forward(x, *params) -> (z, V)`` / ``<op>_inverse(z, *params) -> x`` comes from the
-  entrywise map by :func:`elementwise_pair`; parameters broadcast to the event shape;
-- families with ``num_params`` parameters per element, given per element by a conditioner
-  (:class:`ElementwiseFamily`: :class:`Affine`, :class:`Additive`), the "transformer" of the flow
-  literature used by couplings; :func:`elementwise_params` reads a net's output as those
-  parameters.
-
-The log-derivatives are written so that they stay finite where ``f`` saturates.
+"""Elementwise bijections ``z = f(x)``, ``V = sum over the event of log|f'(x)|``: fixed maps
+(their pairs made by :func:`elementwise_pair`) and families with ``num_params`` parameters per
+element given by a conditioner (:class:`ElementwiseFamily`: :class:`Affine`, :class:`Additive`).
 """
 
 from __future__ import annotations
@@ -29,13 +19,9 @@ Array = jax.Array
 
 
 def elementwise_pair(f: Callable, f_inv: Callable, log_df: Callable, name: str):
-    """The pair ``forward(x, *params) -> (f(x), sum log|f'(x)|)``, ``inverse(z, *params) -> f_inv(z)``.
-
-    ``f(x, *params)``, ``f_inv(z, *params)`` and ``log_df(x, *params)`` act entrywise; each
-    parameter (a scalar or an array broadcasting to the event shape ``x.shape[1:]``) is cast to
-    the input's dtype. Both functions also take ``key``, ``context`` (ignored) and ``name`` (for
-    errors). Shapes: ``x, z: (B, ...)``, ``V: (B,)``.
-    """
+    """``forward(x, *params) -> (f(x), sum log|f'(x)|)`` and ``inverse(z, *params) -> f_inv(z)``
+    from the entrywise ``f``, ``f_inv``, ``log_df``; a parameter is a scalar or an array that
+    broadcasts to the event shape, cast to the input's dtype. ``x, z: (B, ...)``, ``V: (B,)``."""
 
     def prepare(x, params, kwargs, layer):
         check_tensor(x, layer, min_ndim=1)
@@ -101,13 +87,10 @@ shift_forward, shift_inverse = elementwise_pair(
 # ------------------------------------------------------------------ families (per-element parameters)
 @dataclasses.dataclass(frozen=True)
 class ElementwiseFamily:
-    """A family of scalar bijections ``z = g(x; theta)`` with ``num_params`` parameters per element.
-
-    ``forward(x, theta) -> (z, log|dz/dx|)`` and ``inverse(z, theta) -> x`` act entrywise:
-    ``theta`` has shape ``x.shape + (num_params,)``, the outputs ``x``'s shape. A subclass is a
-    frozen dataclass holding settings only (hashable, no arrays), so that a module can keep it
-    as a static attribute; couplings (and autoregressive layers) take any such object.
-    """
+    """Scalar bijections ``z = g(x; theta)``, ``num_params`` parameters per element (the flow
+    literature's "transformer"): ``forward(x, theta) -> (z, log|dz/dx|)``, ``inverse(z, theta)``,
+    entrywise, ``theta: x.shape + (num_params,)``. A frozen dataclass of settings (hashable, no
+    arrays), so a module keeps it as a static attribute."""
 
     num_params: ClassVar[int] = 1
 
@@ -164,13 +147,9 @@ class Additive(ElementwiseFamily):
 
 def elementwise_params(out: Array, shape: tuple[int, ...] | None, num_params: int, name: str, *,
                        what: str | None = None) -> Array:
-    """A net's output as per-element parameters of shape ``(*shape, num_params)``.
-
-    Accepted: ``out`` of shape ``(*shape, P)`` as it is, or ``(*shape[:-1], shape[-1] * P)`` read
-    in the reference code's *sequential* layout, ``theta[..., d, p] = out[..., d * P + p]``
-    (element ``d`` owns ``P`` consecutive entries). ``shape=None``: any ``(..., D * P)``. ``what``
-    words the error (default: "got an output of shape").
-    """
+    """A net's output as parameters ``(*shape, P)``: ``out`` of that shape, or ``(*shape[:-1],
+    shape[-1] * P)`` in the reference code's *sequential* layout, ``theta[..., d, p] = out[..., d * P + p]``;
+    ``shape=None``: any ``(..., D * P)``. ``what`` words the error."""
     p, got = int(num_params), tuple(jnp.shape(out))
     if shape is None:
         if not got or got[-1] % p:

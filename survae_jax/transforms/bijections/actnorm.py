@@ -77,21 +77,14 @@ def _chain(obj) -> tuple[list[Transform], object | None]:
 
 
 def initialize_actnorm(flow_or_transforms, x: Array, *, key: Array | None = None, context: Array | None = None):
-    """Data-dependent initialisation of every uninitialised ``ActNorm`` on the data path.
+    """Initialise every ``ActNorm`` on the data path from the batch ``x`` it receives; returns
+    ``flow_or_transforms`` (a Flow, a sequence of layers or one layer), updated in place.
 
-    Pushes the batch ``x`` ``(B, ...)`` through the chain (X -> Z); each :class:`ActNorm` met
-    is initialised from the batch it receives unless its ``initialized`` state is set (e.g.
-    restored from a checkpoint), so the call is idempotent; a ``Flow`` base that is a ``Flow`` is
-    walked too. The same eagerly and under ``nnx.jit``. ActNorms off the data path (inside a net
-    or a distribution) are not reached: a ``UserWarning`` counts the uninitialised ones.
-
-    Args:
-      flow_or_transforms: a ``Flow``, a sequence of transforms, or one transform; updated in place.
-      x: a batch of data ``(B, ...)`` (large: the statistics are per feature).
-      key: a PRNG key, needed when a layer before an ActNorm is stochastic.
-      context: passed to every layer, as in ``Flow.forward``.
-
-    Returns: ``flow_or_transforms`` (any module without ActNorm, unchanged).
+    ``x`` goes through the chain (X -> Z; into ``Compose`` layers and a ``Flow`` base) with
+    ``key`` (needed if a stochastic layer comes first) and ``context``. An ActNorm whose
+    ``initialized`` state is set (e.g. restored) keeps its values, so the call is idempotent;
+    the same eagerly and under ``nnx.jit``. ActNorms off the path (inside a net) are not
+    reached: a ``UserWarning`` counts the uninitialised ones.
 
     Source: Glow (Kingma & Dhariwal, 2018), Section 3.1.
     """

@@ -16,11 +16,9 @@ class Coupling(Bijection):
     - inverse: ``x2 = g^{-1}(z2; net(z_id))``, ``x_id = z_id``;
     - ``V = sum log|dg/dx2|`` over the transformed part.
 
-    ``x_id`` is the first ``num_condition`` entries of ``axis`` (default: half, rounded up, as
-    ``torch.chunk``). The net maps ``x_id`` to ``x2.shape[:-1] + (x2.shape[-1] * P,)`` (read
-    in the reference code's sequential layout, see :func:`~survae_jax.functional.elementwise_params`)
-    or to ``x2.shape + (P,)``; its output is cast to the input's dtype. With ``n`` identity and
-    ``m`` transformed entries:
+    ``x_id``: the first ``num_condition`` entries of ``axis`` (default: half, rounded up). The net
+    gives ``x2.shape[:-1] + (x2.shape[-1] * P,)`` (:func:`~survae_jax.functional.elementwise_params`)
+    or ``x2.shape + (P,)``, cast to the input's dtype. With ``n`` identity, ``m`` transformed entries:
 
     =========================  ==========  ================  =====================
     data                       axis        net input         net output
@@ -33,14 +31,12 @@ class Coupling(Bijection):
 
     Args:
       net: e.g. ``MLP(1, 2, rngs=rngs)`` for an affine coupling on 2-D data.
-      family: an :class:`~survae_jax.functional.ElementwiseFamily` (``Affine()``, ``Additive()``
-        or one's own).
+      family: an :class:`~survae_jax.functional.ElementwiseFamily`, e.g. ``Affine()``.
       axis: the split axis, counted with the batch axis (not 0).
       num_condition: length of ``x_id`` along ``axis``.
-      conditional: call ``net(x_id, context)``; ``context`` is then required (and ignored
-        otherwise).
+      conditional: call ``net(x_id, context)`` (``context`` required; ignored otherwise).
 
-    Trap: an exception of the net is re-raised with a note naming the layer and the shapes.
+    Trap: the net's exception is re-raised with a note naming the layer and the shapes.
 
     Source: RealNVP (Dinh et al., 2017); the reference SurVAE code's ``CouplingBijection``.
     """

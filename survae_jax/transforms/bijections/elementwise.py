@@ -1,10 +1,6 @@
-"""Elementwise bijections ``z = f(x)``: the base :class:`ElementwiseBijection` and the
-parameter-free ``Sigmoid``, ``Logit``, ``Softplus``, ``SoftplusInverse``, ``Tanh``.
-
-Inputs ``(B, ...)`` of any event shape; ``V = sum over the event of log|f'(x)|``; the inverse's
-log-Jacobian is ``-V``. Values outside a map's domain are not checked (they may be traced): a
-log of zero gives ``+-inf``, a log of a negative number NaN, as each layer lists.
-"""
+"""Elementwise bijections: the base :class:`ElementwiseBijection`; ``Sigmoid``, ``Logit``,
+``Softplus``, ``SoftplusInverse``, ``Tanh`` on ``(B, ...)``. Values outside a map's domain are
+not checked (they may be traced): they give ``+-inf`` or NaN as each layer says."""
 
 from __future__ import annotations
 
