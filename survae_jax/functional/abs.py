@@ -14,6 +14,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
+from survae_jax.functional.checks import check_tensor
 from survae_jax.functional.surjection import Fibre, Surjective, generative_pair, inference_pair
 
 Array = jax.Array
@@ -48,10 +49,7 @@ def abs_surjection(features: Sequence[int] | None = None, name: str = "AbsSurjec
             raise ValueError(f"{name}: features must be distinct indices on the last axis, got {features}.")
 
     def check(x: Array) -> None:
-        if x.ndim < 2:
-            raise ValueError(f"{name}: expected a tensor of rank >= 2 (B, ..., D), got shape {tuple(x.shape)}.")
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            raise ValueError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}.")
+        check_tensor(x, name, min_ndim=2)
         if features is not None:
             d = x.shape[-1]
             if any(not -d <= i < d for i in features):

@@ -43,10 +43,9 @@ the expected and the received shape.
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar, Sequence
+from typing import Callable, ClassVar
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from survae_jax.distributions.base import sum_except_batch  # re-exported for the layers
@@ -95,42 +94,6 @@ class Transform(nnx.Module):
 
     def _require_key(self, key: Array | None, direction: str) -> Array:
         return require_key(key, f"{self.name}.{direction}")
-
-    def _check_input(
-        self,
-        x: Array,
-        *,
-        event_shape: Sequence[int | None] | None = None,
-        min_ndim: int | None = None,
-        ndim: int | None = None,
-        floating: bool = True,
-        what: str = "input",
-    ) -> None:
-        """Raise ``ValueError`` naming the layer unless ``x`` has the expected event shape
-        (``None`` entries match any size), rank (batch axis included) and a floating dtype."""
-        shape = tuple(x.shape)
-        if event_shape is not None:
-            expected = ("B", *("*" if s is None else s for s in event_shape))
-            ok = len(shape) == len(event_shape) + 1 and all(
-                e is None or e == s for e, s in zip(event_shape, shape[1:])
-            )
-            if not ok:
-                raise ValueError(
-                    f"{self.name}: expected {what} of shape ({', '.join(map(str, expected))}), "
-                    f"got {shape}."
-                )
-        if ndim is not None and len(shape) != ndim:
-            raise ValueError(
-                f"{self.name}: expected {what} of rank {ndim} (batch first), got shape {shape}."
-            )
-        if min_ndim is not None and len(shape) < min_ndim:
-            raise ValueError(
-                f"{self.name}: expected {what} of rank >= {min_ndim} (batch first), got shape {shape}."
-            )
-        if floating and not jnp.issubdtype(x.dtype, jnp.floating):
-            raise ValueError(
-                f"{self.name}: expected a floating-point {what}, got dtype {x.dtype}."
-            )
 
 
 class Bijection(Transform):
