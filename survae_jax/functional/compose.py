@@ -41,8 +41,8 @@ def compose_inverse(z: Array, transforms: Sequence, *, key=None, context=None, n
         raise ValueError(f"{name}: expected a batch (B, ...), got shape {tuple(jnp.shape(z))}.")
     keys = split_key(key, len(transforms))
     for i in reversed(range(len(transforms))):
-        t = transforms[i]
-        z = _located(f"{name}: transforms[{i}] ({type(t).__name__})", lambda: t.inverse(z, key=keys[i], context=context))
+        t, k = transforms[i], keys[i]
+        z = _located(f"{name}: transforms[{i}] ({type(t).__name__})", lambda: t.inverse(z, key=k, context=context))
     return z
 
 

@@ -1,10 +1,5 @@
-"""Linear and volume-preserving bijections: ActNorm, the 1x1 convolution, permutations, squeeze.
-
-- ActNorm: ``z = (x - loc) exp(log_scale)`` per feature along ``axis``, ``V = n sum(log_scale)``
-  with ``n`` the positions per feature; ``x = z exp(-log_scale) + loc``.
-- 1x1 convolution: ``z[..., i] = sum_j W[i, j] x[..., j]`` at every position, ``V = n log|det W|``.
-- permutation of one axis and the 2-D squeeze: ``V = 0``.
-"""
+"""Linear and volume-preserving bijections (formulas: :class:`~survae_jax.transforms.ActNorm`,
+``Conv1x1``, ``Permute``, ``Squeeze2d``)."""
 
 from __future__ import annotations
 

@@ -93,7 +93,8 @@ def max_surjection(
     def check(t: Array, full: bool) -> None:
         shape, reduced_rank = tuple(t.shape), not (full or keepdims)
         if t.ndim < 2 - reduced_rank:
-            raise ValueError(f"{name}: expected a tensor of rank >= {2 - reduced_rank} (batch first), got shape {shape}.")
+            raise ValueError(f"{name}: expected a tensor of rank >= {2 - reduced_rank} (batch first), "
+                             f"got shape {shape}.")
         if not jnp.issubdtype(t.dtype, jnp.floating):
             raise ValueError(f"{name}: expected a floating-point tensor, got dtype {t.dtype}.")
         if reduced_rank:

@@ -37,9 +37,8 @@ class HalfNormalBelowZero(Fibre):
             e.add_note(f"{self.name}: raised by scale_net on a tensor of shape {tuple(context.shape)}.")
             raise
         if out.shape != context.shape:
-            raise ValueError(
-                f"{self.name}: scale_net must return log-scales of shape {tuple(context.shape)}, got {tuple(out.shape)}."
-            )
+            raise ValueError(f"{self.name}: scale_net must return log-scales of shape {tuple(context.shape)}, "
+                             f"got {tuple(out.shape)}.")
         return out
 
     def log_prob(self, m, *, context, key=None):

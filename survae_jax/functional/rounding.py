@@ -125,8 +125,8 @@ def rounding_surjection(dist=None, *, num_bits: int | None = None, dtype=None, d
         fibre = UniformNoise() if dist is None else UserDistribution(dist, name, role)
         return Surjective(name, split, merge, fibre, check_latent=lambda z: check(z, False, "latent"))
     inner = UniformNoise(float_dtype) if dist is None else UserDistribution(dist, name, role, context)
-    return Surjective(name, split, merge, OnFibre(inner, on_fibre), lambda x, u: math.prod(u.shape[1:]) * bits * math.log(2.0),
-                      check_latent=lambda x: check(x, True, "input"))
+    log_volume = lambda x, u: math.prod(u.shape[1:]) * bits * math.log(2.0)  # noqa: E731
+    return Surjective(name, split, merge, OnFibre(inner, on_fibre), log_volume, lambda x: check(x, True, "input"))
 
 
 rounding_forward, rounding_inverse = inference_pair(rounding_surjection)

@@ -40,17 +40,9 @@ Array = jax.Array
 
 @dataclasses.dataclass(frozen=True)
 class Surjective:
-    """One surjective operation: ``split``, ``merge``, its default fibre and ``log_volume``.
-
-    Args:
-      name: the operation's name, used in error messages (e.g. ``"AbsSurjection"``).
-      split: ``x -> (z, s)``; raises ``ValueError`` for an input it cannot take.
-      merge: ``(z, s) -> x``; raises ``ValueError`` for a latent it cannot take.
-      fibre: the default ``p(s|z)`` (used when a layer is given none).
-      log_volume: ``(z, s) -> (B,)`` ``log|det d(z, s)/dx|``; ``None`` for 0.
-      check_latent: ``z -> None``, raising ``ValueError`` for a latent-side tensor of the wrong
-        shape or dtype; run before a fibre is sampled for it (``merge`` may check again).
-    """
+    """One surjective operation (see the module docstring); ``name`` words the errors, ``fibre``
+    is the default ``p(s|z)``, ``log_volume=None`` means 0, and ``check_latent(z)`` refuses a
+    latent-side tensor of the wrong shape or dtype before a fibre is sampled for it."""
 
     name: str
     split: Callable[[Array], tuple[Array, Any]]
@@ -83,11 +75,8 @@ def _promote(v: Array, like: Array) -> Array:
 
 
 class Fibre:
-    """Base of the parameter-free fibre distributions: ``sample_and_log_prob`` from the other two.
-
-    Subclasses give ``log_prob(s, *, context, key=None) -> (B,)`` and ``sample(key, *, context)``,
-    one ``s`` per row of ``context``.
-    """
+    """Base of the parameter-free fibres: subclasses give ``log_prob(s, *, context, key=None) -> (B,)``
+    and ``sample(key, *, context)``; ``sample_and_log_prob`` comes from the two."""
 
     exact = True
 
@@ -126,10 +115,8 @@ def generative_inverse(op: Surjective, z: Array, fibre=None, *, key=None, contex
 
 
 def inference_pair(make_op: Callable[..., Surjective]):
-    """The public pair ``(forward, inverse)`` of the inference surjection ``make_op(**config)``.
-
-    Both take ``(tensor, fibre=None, *, key=None, context=None, **config)``.
-    """
+    """The public pair ``(forward, inverse)`` of the inference surjection ``make_op(**config)``;
+    both take ``(tensor, fibre=None, *, key=None, context=None, **config)``."""
 
     def forward(x, fibre=None, *, key=None, context=None, **config):
         return inference_forward(make_op(**config), x, fibre, key=key, context=context)

@@ -19,7 +19,8 @@ class UserDistribution:
             return getattr(self.dist, method)(*args, context=c, **kwargs)
         except Exception as e:
             on = f" of a tensor of shape {tuple(jnp.shape(args[0]))}" if method == "log_prob" else ""
-            e.add_note(f"{self.name}: raised by its {self.role} ({method}{on}, context of shape {tuple(jnp.shape(c))}).")
+            e.add_note(f"{self.name}: raised by its {self.role} ({method}{on}, "
+                       f"context of shape {tuple(jnp.shape(c))}).")
             raise
 
     def log_prob(self, s, *, context, key=None):

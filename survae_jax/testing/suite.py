@@ -262,7 +262,9 @@ def check_transform(
     return report
 
 
-def _single(prop: str, doc: str):
+def _single(prop: str):
+    doc = inspect.cleandoc(_PROPERTY_FUNCTIONS[prop].__doc__ or "")
+
     def check(target, x=None, *, key=None, context=None, **case_kwargs) -> None:
         check_property(prop, target, x, key=key, context=context, **case_kwargs)
 
@@ -277,16 +279,6 @@ def _single(prop: str, doc: str):
     return check
 
 
-_DOCS = {p: inspect.cleandoc(_PROPERTY_FUNCTIONS[p].__doc__ or "") for p in PROPERTIES}
-check_shapes = _single("shapes", _DOCS["shapes"])
-check_round_trip = _single("round_trip", _DOCS["round_trip"])
-check_log_det = _single("log_det", _DOCS["log_det"])
-check_density = _single("density", _DOCS["density"])
-check_right_inverse = _single("right_inverse", _DOCS["right_inverse"])
-check_deterministic = _single("deterministic", _DOCS["deterministic"])
-check_key_required = _single("key_required", _DOCS["key_required"])
-check_jit = _single("jit", _DOCS["jit"])
-check_vmap = _single("vmap", _DOCS["vmap"])
-check_grad = _single("grad", _DOCS["grad"])
-check_float64 = _single("float64", _DOCS["float64"])
-check_bad_input = _single("bad_input", _DOCS["bad_input"])
+# one public check_<property> per property, in the order of PROPERTIES (each one's __name__ says which)
+(check_shapes, check_round_trip, check_log_det, check_density, check_right_inverse, check_deterministic,
+ check_key_required, check_jit, check_vmap, check_grad, check_float64, check_bad_input) = map(_single, PROPERTIES)

@@ -1,44 +1,26 @@
-"""The transform contract shared by every SurVAE layer.
+"""The transform contract shared by every SurVAE layer (Nielsen et al., 2020, Appendix H).
 
-Every layer of a SurVAE flow (Nielsen et al., 2020, Appendix H) has three parts:
+``forward(x, *, key=None, context=None) -> (z, V)`` is the inference direction X -> Z with the
+likelihood contribution ``V`` ``(B,)`` in nats; ``inverse(z, *, key=None, context=None) -> x`` is
+the generative direction Z -> X (sampling). As in the reference PyTorch code; Tables 6 and 7 of
+the appendix call our ``forward`` "Inverse". ``log p(x) = log p(z) + sum of V`` over the layers
+(Eq. 4), exact when every layer is exact, else a one-sample lower bound (ELBO):
 
-1. ``forward(x, *, key=None, context=None) -> (z, V)``: the **inference direction**, data ``x``
-   to latent ``z`` (X -> Z), together with the likelihood contribution ``V(x, z)``;
-2. ``inverse(z, *, key=None, context=None) -> x``: the **generative direction**, latent to data
-   (Z -> X), the direction used for sampling;
-3. the likelihood contribution ``V``, shape ``(B,)``, in nats, summed over the event.
-
-Direction. ``forward`` maps data to latent everywhere in this library, as in the reference
-PyTorch code. The paper's prose calls Z -> X "forward"; Tables 6 and 7 of the appendix name the
-generative map "Forward" and the inference map "Inverse". Our ``forward`` is their "Inverse".
-
-The log-likelihood of a flow is ``log p(x) = log p(z) + sum of V`` over its layers (Eq. 4 of
-the appendix), exact when every layer is exact and a one-sample lower bound (ELBO) otherwise.
-What V is depends on the kind of layer:
-
-============================  ==========================  ===================================
-kind                          V                           exact
-============================  ==========================  ===================================
-bijection                     ``log|det dz/dx|``          yes (Appendix A, Eq. 5)
-inference surjection          ``log p(x|z)``, e.g.        yes (Appendix B, Table 7)
-(deterministic ``forward``)   ``log p(s|z)`` for abs
-generative surjection         ``-log q(z|x)``, e.g.       no: one-sample bound (Table 6)
-(stochastic ``forward``)      ``-log q(s|x)`` for abs
+============================  ===========================  ==================================
+kind                          V                            exact
+============================  ===========================  ==================================
+bijection                     ``log|det dz/dx|``           yes (Appendix A, Eq. 5)
+inference surjection          ``log p(s|z)`` on the fibre  yes (Appendix B, Table 7)
+generative surjection         ``-log q(s|x)``              no: one-sample bound (Table 6)
 stochastic layer (VAE, ...)   ``log p(x|z) - log q(z|x)``  no: one-sample bound (Appendix H.1)
-============================  ==========================  ===================================
+============================  ===========================  ==================================
 
-Randomness. ``forward`` and ``inverse`` never mutate the module and never draw hidden
-randomness: every random draw comes from ``key``. A layer whose direction is stochastic raises
-``ValueError`` naming the layer when called with ``key=None``; deterministic directions accept a
-key and ignore it. ``context`` is accepted by every layer and ignored by unconditional ones.
-
-The maths of every layer is a pure function pair in :mod:`survae_jax.functional`; a module holds
-the parameters, names its pair in ``functional`` and passes ``functional_args()`` to it. ``exact`` is derived from the kind: V is exact exactly when
-``forward`` is deterministic (and, for a surjection, its fibre distribution is exact).
-
-Shapes. Batch first: vectors ``(B, D)``, images ``(B, H, W, C)`` (NHWC), point clouds
-``(B, N, 2)``. A wrong rank, size or dtype raises ``ValueError`` at trace time naming the layer,
-the expected and the received shape.
+Every random draw comes from ``key`` (a stochastic direction called without one raises
+``ValueError``); ``context`` is accepted everywhere and ignored by unconditional layers. Shapes
+are batch first: ``(B, D)``, images ``(B, H, W, C)``, point clouds ``(B, N, 2)``; a wrong rank,
+size or dtype raises ``ValueError`` naming the layer, the expected and the received shape. The
+maths of every layer is a pure pair in :mod:`survae_jax.functional`: a module holds the
+parameters, names its pair in ``functional`` and passes ``functional_args()`` to it.
 """
 
 from __future__ import annotations
@@ -55,15 +37,8 @@ Array = jax.Array
 
 
 class Transform(nnx.Module):
-    """Base class of every layer: ``forward(x) -> (z, V)`` maps X -> Z, ``inverse(z) -> x``.
-
-    Class attributes ``stochastic_forward`` / ``stochastic_inverse``: that direction draws
-    randomness and needs ``key``. Shapes: ``x`` ``(B, *event_x)``, ``z`` ``(B, *event_z)``,
-    ``V`` ``(B,)`` nats. A wrong rank, size or dtype raises ``ValueError`` naming the layer, the
-    expected and the received shape; so does a stochastic direction called with ``key=None``.
-
-    Source: Nielsen et al. (2020), Appendix H ("The Software Perspective").
-    """
+    """Base class of every layer; ``stochastic_forward`` / ``stochastic_inverse``: that direction
+    draws randomness and needs ``key``."""
 
     stochastic_forward: ClassVar[bool] = False
     stochastic_inverse: ClassVar[bool] = False
@@ -102,13 +77,9 @@ class Bijection(Transform):
 
 
 class Surjection(Transform):
-    """A surjective layer written once as its inference operation (Tables 6 and 7).
-
-    The op is a :class:`~survae_jax.functional.surjection.Surjective` (``split``, ``merge``,
-    default fibre); ``self.fibre`` holds a learned fibre distribution or ``None`` for the op's
-    default. :class:`InferenceSurjection` runs the op as it is; :func:`generative_dual` derives
-    the Table 6 layer from an inference layer.
-    """
+    """A surjective layer written once as its inference op (a
+    :class:`~survae_jax.functional.Surjective`); ``self.fibre``: a learned fibre distribution, or
+    ``None`` for the op's default. :func:`generative_dual` derives the Table 6 layer."""
 
     fibre = None
 

@@ -14,9 +14,6 @@ class Compose(Transform):
     """Layers grouped as one: ``forward`` runs them data side first and sums their ``V``;
     ``inverse`` runs them in reverse. Exact when every layer is; stochastic in a direction when
     some layer is. A ``Flow``'s list can hold a ``Compose``, so a block of layers is reusable.
-
-    Args:
-      transforms: the layers, data side first.
     """
 
     functional = (compose_forward, compose_inverse)
@@ -46,11 +43,7 @@ class Compose(Transform):
 class Invert(Bijection):
     """A bijection with its directions swapped: ``forward = b.inverse``, ``inverse = b.forward``,
     ``V(z) = -V_b(b.inverse(z))`` (the inverse function theorem). ``V`` costs one extra
-    ``b.forward`` pass. Source: distrax ``Inverse``; FlowJAX ``Invert``.
-
-    Args:
-      bijection: a :class:`~survae_jax.transforms.Bijection`.
-    """
+    ``b.forward`` pass. Source: distrax ``Inverse``; FlowJAX ``Invert``."""
 
     functional = (invert_forward, invert_inverse)
 

@@ -26,13 +26,8 @@ class ActNorm(Bijection):
     The identity until :func:`initialize_actnorm` (an explicit step, not a flag flipped on first
     call) sets ``loc`` to the per-feature mean and ``log_scale`` to ``-log(std + eps)`` of a
     batch; the state ``initialized`` records it, so a restored checkpoint is not re-initialised.
-
-    Args:
-      num_features: the length of ``axis``.
-      axis: counted with the batch axis (``-1``: features/channels; ``1``: the points of
-        ``(B, N, 2)``); not 0.
-      eps: added to the std at initialisation.
-      param_dtype: of the parameters; the maths runs in the input's dtype.
+    ``axis`` is counted with the batch axis (``-1``: channels; ``1``: the points of ``(B, N, 2)``);
+    ``eps`` is added to the std; the maths runs in the input's dtype, not ``param_dtype``.
 
     Source: Glow (Kingma & Dhariwal, 2018), Section 3.1; Appendix I.2.
     """

@@ -18,12 +18,7 @@ class Conv1x1(Bijection):
     ``W`` starts at a random rotation. Dense (``lu=False``): ``W`` is the parameter,
     ``log|det W|`` by ``slogdet`` (O(C^3)). LU (``lu=True``): ``W = P L (U + diag(sign exp(log_s)))``
     (:func:`~survae_jax.functional.conv1x1_lu_weight`), ``log|det W| = sum(log_s)``, with ``P`` and
-    ``sign`` fixed (static) from the LU decomposition of the initial rotation.
-
-    Args:
-      num_channels: ``C``.
-      lu: the LU parametrisation.
-      rngs: ``nnx.Rngs`` for the initial rotation.
+    ``sign`` fixed (static) from the LU decomposition of the initial rotation (drawn from ``rngs``).
 
     Source: Glow (Kingma & Dhariwal, 2018), Section 3.2; Appendix I.3.
     """

@@ -29,14 +29,8 @@ class Coupling(Bijection):
     points ``(B, N, 2)``       1 (points)  ``(B, n, 2)``     ``(B, m, 2 * P)``
     =========================  ==========  ================  =====================
 
-    Args:
-      net: e.g. ``MLP(1, 2, rngs=rngs)`` for an affine coupling on 2-D data.
-      family: an :class:`~survae_jax.functional.ElementwiseFamily`, e.g. ``Affine()``.
-      axis: the split axis, counted with the batch axis (not 0).
-      num_condition: length of ``x_id`` along ``axis``.
-      conditional: call ``net(x_id, context)`` (``context`` required; ignored otherwise).
-
-    Trap: the net's exception is re-raised with a note naming the layer and the shapes.
+    ``axis`` is counted with the batch axis; with ``conditional`` the net is called as
+    ``net(x_id, context)`` and ``context`` is required (ignored otherwise).
 
     Source: RealNVP (Dinh et al., 2017); the reference SurVAE code's ``CouplingBijection``.
     """

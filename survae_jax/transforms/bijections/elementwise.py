@@ -47,9 +47,6 @@ class Logit(ElementwiseBijection):
     ``x = 0, 1`` give ``z = -+inf`` and ``V = +inf`` (not clipped); ``0 < eps < 1/2`` squeezes
     (RealNVP's preprocessing, 0.05 for images) and keeps V finite on ``[0, 1]``.
 
-    Args:
-      eps: ``0 <= eps < 1/2``.
-
     Source: RealNVP (Dinh et al., 2017), Section 4.1; the reference SurVAE code's ``Logit``.
     """
 

@@ -11,14 +11,9 @@ from survae_jax.transforms.base import Bijection
 
 
 class Permute(Bijection):
-    """``z = take(x, perm, axis)``, ``x = take(z, perm^-1, axis)``, ``V = 0``.
-
-    Args:
-      permutation: a permutation of ``range(n)``, or ``None`` to draw one from ``rngs``.
-      axis: the permuted axis, counted with the batch axis (``-1``: features; ``1``: the points
-        of ``(B, N, 2)``); not 0.
-      size: ``n``, when drawing.
-      rngs: ``nnx.Rngs`` for the random permutation (drawn once, at construction).
+    """``z = take(x, perm, axis)``, ``x = take(z, perm^-1, axis)``, ``V = 0``; ``perm`` given, or
+    drawn once at construction from ``rngs`` with ``size``; ``axis`` counted with the batch axis
+    (``-1``: features; ``1``: the points of ``(B, N, 2)``).
 
     Source: RealNVP (Dinh et al., 2017) alternating masks; Glow (Kingma & Dhariwal, 2018).
     """
@@ -43,11 +38,7 @@ class Permute(Bijection):
 
 
 class Reverse(Permute):
-    """``z = flip(x, axis)``, its own inverse, ``V = 0``.
-
-    Args:
-      size: the length of ``axis``.
-      axis: ``-1`` by default; ``1`` for the points of a point cloud.
+    """``z = flip(x, axis)`` (``size`` its length), its own inverse, ``V = 0``.
 
     Source: Appendix H.4, Listing 1 (``Reverse()`` between couplings).
     """

@@ -19,11 +19,8 @@ def _fixed(value, who: str):
 
 
 class Scale(ElementwiseBijection):
-    """``z = scale * x``, ``x = z / scale``, ``V = sum over the event of log|scale|`` (broadcast).
-
-    Args:
-      scale: nonzero, finite, a scalar or an array broadcasting to the event shape (``(D,)`` for
-        ``(B, D)``, ``(C,)`` for NHWC images). Not trained.
+    """``z = scale * x``, ``x = z / scale``, ``V = sum over the event of log|scale|``; ``scale``
+    (not trained): nonzero, finite, broadcasting to the event shape (``(C,)`` for NHWC images).
 
     Source: the reference SurVAE code's ``ScalarAffineBijection``.
     """
@@ -40,10 +37,7 @@ class Scale(ElementwiseBijection):
 
 
 class Shift(ElementwiseBijection):
-    """``z = x + shift``, ``x = z - shift``, ``V = 0``.
-
-    Args:
-      shift: finite, a scalar or an array broadcasting to the event shape. Not trained.
+    """``z = x + shift``, ``x = z - shift``, ``V = 0``; ``shift`` finite, fixed, broadcasting to the event.
 
     Source: the reference SurVAE code's ``ScalarAffineBijection``.
     """

@@ -11,12 +11,8 @@ class StochasticPermutation(StochasticTransform):
     """Shuffle ``axis`` uniformly at random, independently per example, both ways; ``V = 0``.
 
     Makes a flow's density exchangeable along ``axis`` (sets of points); not exact:
-    ``log p(z) + V`` is a one-sample bound, tight when ``p(z)`` is exchangeable.
-
-    Args:
-      axis: the permuted event axis (``1``: the points of ``(B, N, 2)``).
-
-    Shapes: ``x, z (B, ...)``.
+    ``log p(z) + V`` is a one-sample bound, tight when ``p(z)`` is exchangeable. Shapes: ``x, z
+    (B, ...)``; ``axis=1``: the points of ``(B, N, 2)``.
 
     Source: Nielsen et al. (2020), Appendix G (Eqs. 43-47).
     """

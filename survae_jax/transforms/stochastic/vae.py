@@ -11,11 +11,8 @@ class VAE(StochasticTransform):
     """Encoder ``q(z|x)`` and decoder ``p(x|z)`` as one layer (Appendix A, Eq. 4; Appendix H.1).
 
     - forward: ``z ~ q(z|x)``; inverse: ``x ~ p(x|z)``;
-    - ``V = log p(x|z) - log q(z|x)``: ``log p(z) + V`` is the one-sample ELBO.
-
-    Args:
-      decoder: a conditional distribution or flow, context ``z`` (e.g. ``ConditionalNormal(net)``).
-      encoder: a conditional distribution or flow, context ``x``.
+    - ``V = log p(x|z) - log q(z|x)``: ``log p(z) + V`` is the one-sample ELBO; both are
+      conditional distributions or flows (e.g. ``ConditionalNormal(net)``).
 
     Shapes: ``x (B, ...)`` (integers too, for a discrete decoder) -> ``z (B, ...)``.
 

@@ -1,40 +1,26 @@
-"""The absolute-value surjection ``z = |x|`` in both directions (Tables 6 and 7, row "Abs").
-
-Source: Nielsen et al. (2020), Appendix D (D.1 generative, Eqs. 13-17; D.2 inference, Eqs. 18-22).
-The maths is :mod:`survae_jax.functional.abs`.
-"""
+"""The abs surjection ``z = |x|`` both ways (Tables 6 and 7; Appendix D); maths in :mod:`survae_jax.functional.abs`."""
 
 from __future__ import annotations
 
 from typing import Sequence
 
 from survae_jax.distributions.base import Distribution
-from survae_jax.functional.abs import (
-    abs_forward,
-    abs_inverse,
-    abs_surjection,
-    generative_abs_forward,
-    generative_abs_inverse,
-)
+from survae_jax.functional.abs import (abs_forward, abs_inverse, abs_surjection, generative_abs_forward,
+                                       generative_abs_inverse)
 from survae_jax.transforms.base import InferenceSurjection, generative_dual
 
 
 class AbsSurjection(InferenceSurjection):
-    """Inference abs ``z = |x|`` (Table 7; Appendix D.2).
+    """Inference abs ``z = |x|`` (Table 7; Appendix D.2, Eqs. 18-22).
 
     - forward: ``z = |x|``, sign bits ``b = 1[x >= 0]`` (``sign(0) = +1``);
     - inverse: ``b ~ p(b|z)``, ``x = (2b - 1) z`` (Eq. 18);
     - ``V = log p(b|z)`` (Eq. 22): ``-n log 2`` for ``n`` abs'd entries with the default fair
       coin, which makes the density symmetric under sign flips; else
-      ``classifier.log_prob(b, context=z)``.
+      ``classifier.log_prob(b, context=z)`` (e.g. ``ConditionalBernoulli(net)``).
 
-    Args:
-      classifier: ``None`` or a conditional distribution over the sign bits, context ``z``,
-        e.g. ``ConditionalBernoulli(net)``, ``net: (B, ..., D) -> logits (B, ..., F)``.
-      features: indices on the last axis that get the abs (``None``: every entry); e.g.
-        ``features=(0,)`` on ``(B, 2)`` points.
-
-    Shapes: ``x, z: (B, ..., D)``; sign bits ``(B, ..., F)``, ``F = len(features)`` (or ``D``).
+    Shapes: ``x, z: (B, ..., D)``; sign bits ``(B, ..., F)``: ``x[..., features]`` gets the abs
+    (``F = len(features)``; every entry, ``F = D``, for ``features=None``).
     """
 
     def __init__(self, classifier: Distribution | None = None, *, features: Sequence[int] | None = None):
@@ -53,7 +39,9 @@ class AbsSurjection(InferenceSurjection):
         return {"fibre": self.fibre, "features": self.features, "name": self.name}
 
 
-GenerativeAbsSurjection = generative_dual(AbsSurjection, "GenerativeAbsSurjection", (generative_abs_forward, generative_abs_inverse), """Generative abs ``x = |z|`` (Table 6; Appendix D.1), the dual of :class:`AbsSurjection`.
+GenerativeAbsSurjection = generative_dual(
+    AbsSurjection, "GenerativeAbsSurjection", (generative_abs_forward, generative_abs_inverse),
+    """Generative abs ``x = |z|`` (Table 6; Appendix D.1, Eqs. 13-17), the dual of :class:`AbsSurjection`.
 
     - forward: ``b ~ q(b|x)``, ``z = (2b - 1) x`` (Eq. 14); ``x >= 0`` on the abs'd entries;
     - inverse: ``x = |z|`` (Eq. 13);

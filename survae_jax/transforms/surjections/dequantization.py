@@ -16,13 +16,9 @@ class UniformDequantization(GenerativeSurjection):
     - ``V = -log q(u|x) - D b log 2`` (``D`` the event size; ``-D b log 2`` for the uniform):
       ``log p(z) + V`` is a one-sample bound of ``log P(x)`` (Theis et al., 2016). A row whose
       integers lie outside ``[0, 2^b - 1]`` (without ``num_bits``: outside the integers exact
-      in ``dtype``) gets ``V = -inf``.
+      in ``dtype``) gets ``V = -inf``. ``num_bits``: ``None`` or ``1..24``.
 
-    Args:
-      num_bits: ``None`` or ``b`` in ``1..24`` (data in ``{0..2^b - 1}``, latent in ``[0, 1)``).
-      dtype: floating dtype of the latent; ``None``: JAX's default float.
-
-    Shapes: ``x (B, ...)`` integers -> ``z (B, ...)`` floats.
+    Shapes: ``x (B, ...)`` integers -> ``z (B, ...)`` floats of ``dtype`` (``None``: JAX's default).
 
     Source: Nielsen et al. (2020), Table 6 and Appendix H.2; Uria et al. (2013).
     """
@@ -43,14 +39,9 @@ class UniformDequantization(GenerativeSurjection):
 class VariationalDequantization(UniformDequantization):
     """Variational dequantization (Ho et al., 2019): as :class:`UniformDequantization` with a
     learned ``q(u|x)`` on ``[0, 1)^D``; ``V = -log q(u|x) - D b log 2``, tighter than uniform
-    when ``q`` matches the model's conditional on the cell of ``x``.
-
-    Args:
-      encoder: a distribution over ``u`` with the data's event shape, called with context
-        ``x / 2^b`` as floats. Usually a ``ConditionalFlow`` whose data-side layer is
-        ``Logit()`` (its inverse, the sampling direction, is the sigmoid); ``Sigmoid()`` there
-        is the wrong way round.
-      num_bits, dtype: as :class:`UniformDequantization`; a wider encoder widens the latent.
+    when ``q`` matches the model's conditional on the cell of ``x``. The ``encoder`` (context
+    ``x / 2^b`` as floats) is usually a ``ConditionalFlow`` whose data-side layer is ``Logit()``
+    (sampling runs the sigmoid; ``Sigmoid()`` is the wrong way round); a wider one widens ``z``.
 
     Trap: a row whose sample ``u`` leaves ``[0, 1]`` (or is NaN: a wrong encoder) gets
     ``V = -inf``, under ``jit`` or not; ``u = 1`` (a saturated sigmoid) is kept below 1.

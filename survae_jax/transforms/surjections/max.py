@@ -1,18 +1,10 @@
-"""The max surjection in both directions (Tables 6 and 7, row "Max"; Appendix E).
-
-The maths is :mod:`survae_jax.functional.max`.
-"""
+"""The max surjection both ways (Tables 6 and 7; Appendix E); maths in :mod:`survae_jax.functional.max`."""
 
 from __future__ import annotations
 
 from survae_jax.distributions.base import Distribution
-from survae_jax.functional.max import (
-    generative_max_forward,
-    generative_max_inverse,
-    max_forward,
-    max_inverse,
-    max_surjection,
-)
+from survae_jax.functional.max import (generative_max_forward, generative_max_inverse, max_forward, max_inverse,
+                                       max_surjection)
 from survae_jax.transforms.base import InferenceSurjection, generative_dual
 
 
@@ -23,17 +15,10 @@ class MaxSurjection(InferenceSurjection):
     - inverse: ``k ~ p(k|z)``, ``x_k = z``, ``x_j = z - e_j``, ``e_j ~ HN(scale)`` for ``j != k``;
       ``max(inverse(z)) == z`` exactly;
     - ``V = log p(k|z) + sum_{j != k} [log(2/pi)/2 - log scale - (z - x_j)^2 / (2 scale^2)]``,
-      ``p(k|z) = 1/K`` or ``classifier.log_prob(k, context=z)``.
+      ``p(k|z) = 1/K`` or ``classifier.log_prob(k, context=z)`` (e.g. ``ConditionalCategorical(net)``).
 
-    Args:
-      size: ``K``, the length of ``axis`` in ``x``.
-      classifier: ``None`` or a conditional distribution over indices, context ``z``, e.g.
-        ``ConditionalCategorical(net)`` with logits ``(B, ..., K)``.
-      axis: the axis maxed over (not 0).
-      keepdims: ``z`` keeps ``axis`` with length 1 (``(B, K) -> (B, 1)``) or drops it (``(B,)``).
-      scale: the half-normal's fixed scale.
-
-    Shapes: ``x: (B, ..., K, ...)``; ``z``: the same with ``axis`` of length 1 or dropped.
+    Shapes: ``x: (B, ..., K, ...)`` with ``K = size`` on ``axis``; ``z``: the same with ``axis`` of
+    length 1 (``keepdims``) or dropped.
     """
 
     def __init__(self, size: int, classifier: Distribution | None = None, *, axis: int = -1,
@@ -58,7 +43,9 @@ class MaxSurjection(InferenceSurjection):
         return bool(getattr(self.classifier, "exact", True))
 
 
-GenerativeMaxSurjection = generative_dual(MaxSurjection, "GenerativeMaxSurjection", (generative_max_forward, generative_max_inverse), """Generative max ``x = max_k z_k`` over ``axis`` (Table 6; Appendix E.1, Eqs. 23-27).
+GenerativeMaxSurjection = generative_dual(
+    MaxSurjection, "GenerativeMaxSurjection", (generative_max_forward, generative_max_inverse),
+    """Generative max ``x = max_k z_k`` over ``axis`` (Table 6; Appendix E.1, Eqs. 23-27).
 
     - forward: ``k ~ q(k|x)``, ``z_k = x``, ``z_j = x - e_j``, ``e_j ~ HN(scale)`` for ``j != k``;
     - inverse: ``x = max z``; ``inverse(forward(x)) == x`` exactly;

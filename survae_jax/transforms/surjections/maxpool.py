@@ -1,16 +1,9 @@
-"""2x2 max-pooling in both directions (Appendix I.3; the max of Tables 6 and 7 on each window).
-
-The maths is :mod:`survae_jax.functional.maxpool`.
-"""
+"""2x2 max-pooling both ways (Appendix I.3; Table 6/7 max per window); maths in :mod:`survae_jax.functional.maxpool`."""
 
 from __future__ import annotations
 
-from survae_jax.functional.maxpool import (
-    generative_max_pool_forward,
-    generative_max_pool_inverse,
-    max_pool_forward,
-    max_pool_inverse,
-)
+from survae_jax.functional.maxpool import (generative_max_pool_forward, generative_max_pool_inverse, max_pool_forward,
+                                           max_pool_inverse)
 from survae_jax.transforms.base import InferenceSurjection, generative_dual
 
 
@@ -31,7 +24,9 @@ class MaxPoolSurjection2d(InferenceSurjection):
         return {"name": self.name}
 
 
-GenerativeMaxPoolSurjection2d = generative_dual(MaxPoolSurjection2d, "GenerativeMaxPoolSurjection2d", (generative_max_pool_forward, generative_max_pool_inverse), """Generative 2x2 max-pooling (Table 6 "Max" per window): max-unpooling ``x -> z``.
+GenerativeMaxPoolSurjection2d = generative_dual(
+    MaxPoolSurjection2d, "GenerativeMaxPoolSurjection2d", (generative_max_pool_forward, generative_max_pool_inverse),
+    """Generative 2x2 max-pooling (Table 6 "Max" per window): max-unpooling ``x -> z``.
 
     - forward: ``(B, H, W, C) -> (B, 2H, 2W, C)``: per window ``k ~ 1/4`` gets ``x``, the 3 others
       ``x - e``, ``e ~ HN(1)``;

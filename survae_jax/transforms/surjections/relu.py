@@ -1,7 +1,4 @@
-"""The ReLU surjection in both directions (Tables 6 and 7, row "ReLU").
-
-The maths is :mod:`survae_jax.functional.relu`.
-"""
+"""The ReLU surjection both ways (Tables 6 and 7); maths in :mod:`survae_jax.functional.relu`."""
 
 from __future__ import annotations
 
@@ -9,12 +6,7 @@ from typing import Callable
 
 import jax
 
-from survae_jax.functional.relu import (
-    generative_relu_forward,
-    generative_relu_inverse,
-    relu_forward,
-    relu_inverse,
-)
+from survae_jax.functional.relu import generative_relu_forward, generative_relu_inverse, relu_forward, relu_inverse
 from survae_jax.transforms.base import InferenceSurjection, generative_dual
 
 
@@ -26,11 +18,7 @@ class ReLUSurjection(InferenceSurjection):
     - ``V = sum_{i: z_i = 0} log HN(-x_i; sigma_i)``, exact; ``sigma = 1`` or ``exp(scale_net(z))``.
 
     Trap: ``z`` has a point mass at 0; the base downstream must give ``P(z_i = 0)``. A negative
-    ``z`` passed to ``inverse`` comes back unchanged.
-
-    Args:
-      scale_net: ``None`` or a callable ``z -> log sigma`` of ``z``'s shape.
-
+    ``z`` passed to ``inverse`` comes back unchanged. ``scale_net``: ``z -> log sigma``, ``z``'s shape.
     Shapes: ``x, z: (B, ...)``.
     """
 
@@ -43,7 +31,9 @@ class ReLUSurjection(InferenceSurjection):
         return {"scale_net": self.scale_net, "name": self.name}
 
 
-GenerativeReLUSurjection = generative_dual(ReLUSurjection, "GenerativeReLUSurjection", (generative_relu_forward, generative_relu_inverse), """Generative ReLU: the data are ``x = max(z, 0)`` (Table 6).
+GenerativeReLUSurjection = generative_dual(
+    ReLUSurjection, "GenerativeReLUSurjection", (generative_relu_forward, generative_relu_inverse),
+    """Generative ReLU: the data are ``x = max(z, 0)`` (Table 6).
 
     - forward: ``z = x`` where ``x > 0``, ``z = -sigma |eps|`` where ``x = 0``;
     - inverse: ``x = max(z, 0)``; ``inverse(forward(x)) == x`` exactly for ``x >= 0``;

@@ -12,14 +12,9 @@ class RoundingSurjection(InferenceSurjection):
 
     - forward: ``z = floor(x)``, ``u = x - z`` in ``[0, 1)``;
     - inverse: ``u ~ p(u|z)``, ``x = z + u`` kept below ``z + 1``;
-    - ``V = log p(u|z)``, exact; 0 with the default ``p(u|z) = U[0, 1)^D``.
-
-    Args:
-      decoder: ``None`` or a distribution over ``[0, 1)^D`` (context ``z``), e.g.
-        ``ConditionalFlow(ConditionalNormal(net), [Logit()])``: layers are listed data side
-        first, so sampling runs the sigmoid; ``Sigmoid()`` there is the wrong way round.
-
-    Shapes: ``x, z (B, ...)``.
+    - ``V = log p(u|z)``, exact; 0 with the default ``p(u|z) = U[0, 1)^D``; a ``decoder`` over
+      ``[0, 1)^D`` (context ``z``) is e.g. ``ConditionalFlow(ConditionalNormal(net), [Logit()])``
+      (sampling runs the sigmoid; ``Sigmoid()`` there is the wrong way round). ``x, z (B, ...)``.
 
     Trap: a decoder sample outside ``[0, 1]`` is not corrected (``floor(x) != z`` then); one
     below the float spacing of ``z`` is lost in ``z + u`` (``p(u = 0|z)`` is then evaluated).

@@ -1,9 +1,9 @@
-"""Slicing in both directions (Tables 6 and 7, row "Slicing"); the maths is
-:mod:`survae_jax.functional.slicing`."""
+"""Slicing both ways (Tables 6 and 7); maths in :mod:`survae_jax.functional.slicing`."""
 
 from __future__ import annotations
 
-from survae_jax.functional.slicing import augment_forward, augment_inverse, slice_forward, slice_inverse, slice_surjection
+from survae_jax.functional.slicing import (augment_forward, augment_inverse, slice_forward, slice_inverse,
+                                           slice_surjection)
 from survae_jax.transforms.base import GenerativeSurjection, InferenceSurjection
 
 
@@ -12,15 +12,8 @@ class Slice(InferenceSurjection):
 
     - forward: ``(z, x2) = split(x)``, ``z = x1``;
     - inverse: ``x2 ~ p(x2|z)``, ``x = concat(z, x2)``;
-    - ``V = log p(x2|z)``, exact (``p`` covers the fibre); default ``p(x2|z) = N(0, I)``.
-
-    Args:
-      num_keep: entries kept along ``axis`` (``>= 1``).
-      decoder: ``None`` or any distribution over ``x2`` (context ``z``), e.g.
-        ``ConditionalNormal(net)`` or a flow; ``V`` is exact only if its ``log_prob`` is.
-      axis: the sliced event axis (``-1``: features; ``1``: the points of ``(B, N, 2)``).
-      size: the input's length ``D`` along ``axis``; checked when given, needed by ``inverse``
-        with the default decoder.
+    - ``V = log p(x2|z)``, exact if the ``decoder``'s ``log_prob`` is (any distribution over
+      ``x2``, context ``z``); default ``p(x2|z) = N(0, I)``, whose ``inverse`` needs ``size = D``.
 
     Shapes: ``x (B, ..., D, ...) -> z (B, ..., num_keep, ...)``.
 
@@ -39,7 +32,8 @@ class Slice(InferenceSurjection):
         return bool(getattr(self.decoder, "exact", True))
 
     def functional_args(self):
-        return {"num_keep": self.num_keep, "dist": self.decoder, "axis": self.axis, "size": self.size, "name": self.name}
+        return {"num_keep": self.num_keep, "dist": self.decoder, "axis": self.axis, "size": self.size,
+                "name": self.name}
 
 
 class Augment(GenerativeSurjection):
@@ -47,13 +41,8 @@ class Augment(GenerativeSurjection):
 
     - forward: ``z2 ~ q(z2|x)``, ``z = concat(x, z2)`` along ``axis``;
     - inverse: ``x = z[:x_size]`` along ``axis``;
-    - ``V = -log q(z2|x)``, a bound term, tight when ``q(z2|x)`` is the base's ``p(z2|x)``.
-
-    Args:
-      encoder: any distribution over ``z2`` (context ``x``), e.g. ``StandardNormal((2,))``
-        (Listing 2) or ``ConditionalNormal(net)``.
-      x_size: the input's length along ``axis``.
-      axis: the augmented event axis.
+    - ``V = -log q(z2|x)``, a bound term, tight when ``q(z2|x)`` is the base's ``p(z2|x)``; the
+      ``encoder`` is e.g. ``StandardNormal((2,))`` (Listing 2) or ``ConditionalNormal(net)``.
 
     Shapes: ``x (B, ..., x_size, ...) -> z (B, ..., x_size + D2, ...)``.
 

@@ -1,17 +1,9 @@
-"""The sort surjection in both directions (Tables 6 and 7, row "Sort"; Appendix F).
-
-The maths is :mod:`survae_jax.functional.sort`.
-"""
+"""The sort surjection both ways (Tables 6 and 7; Appendix F); maths in :mod:`survae_jax.functional.sort`."""
 
 from __future__ import annotations
 
-from survae_jax.functional.sort import (
-    generative_sort_forward,
-    generative_sort_inverse,
-    sort_forward,
-    sort_inverse,
-    sort_surjection,
-)
+from survae_jax.functional.sort import (generative_sort_forward, generative_sort_inverse, sort_forward, sort_inverse,
+                                        sort_surjection)
 from survae_jax.transforms.base import InferenceSurjection, generative_dual
 
 
@@ -39,7 +31,9 @@ class SortSurjection(InferenceSurjection):
         return {"axis": self.axis, "by": self.by, "name": self.name}
 
 
-GenerativeSortSurjection = generative_dual(SortSurjection, "GenerativeSortSurjection", (generative_sort_forward, generative_sort_inverse), """Generative sort ``x = sort z`` (Table 6; Appendix F.1, Eqs. 33-37).
+GenerativeSortSurjection = generative_dual(
+    SortSurjection, "GenerativeSortSurjection", (generative_sort_forward, generative_sort_inverse),
+    """Generative sort ``x = sort z`` (Table 6; Appendix F.1, Eqs. 33-37).
 
     - forward: ``I ~`` uniform over the ``N!`` orders, ``z = x_{I^-1}``; ``x`` must be sorted;
     - inverse: ``x = sort z``; ``inverse(forward(x)) == x`` exactly for sorted ``x``;
