@@ -58,7 +58,7 @@ LossFn = Callable[[nnx.Module, Any, Array], Array]
 class TrainingError(RuntimeError):
     """Training cannot go on: a NaN/inf loss, or data smaller than one batch (``N < B``).
 
-    Raises: nothing itself; :func:`train` raises it (a ``RuntimeError``).
+    Raised by :func:`train` (a ``RuntimeError``).
 
     Source: this library (docs/design.md 'Speed': the NaN check runs once per compiled block).
     """
@@ -81,8 +81,8 @@ class TrainConfig:
 
     A batch is ``(batch_size, ...)``, e.g. ``(128, 2)`` for the toy data.
 
-    Raises: nothing itself (no validation here; :func:`train` raises :class:`TrainingError`
-    when the data hold fewer than ``batch_size`` examples).
+    No validation here: :func:`train` raises :class:`TrainingError` when the data hold fewer
+    than ``batch_size`` examples.
 
     Source: Appendix I.1 of the SurVAE paper (Nielsen et al. 2020) for the defaults (10,000
     steps, batch 128); this library for the block/checkpoint fields (docs/design.md 'Speed').
@@ -114,8 +114,6 @@ class TrainResult:
       steps_per_second: steps done this session / ``wall_time_s``.
       resumed_from: the checkpoint step this session started from (``0`` for a fresh run).
 
-    Raises: nothing (a plain record).
-
     Source: this library (docs/design.md 'Speed': timings measured per block, compile excluded).
     """
 
@@ -141,8 +139,7 @@ def nll_loss(model: nnx.Module, batch: Array, key: Array) -> Array:
     Returns:
       A scalar, nats per example (not per dimension).
 
-    Raises: nothing beyond the model's own errors (``ValueError`` for a badly shaped batch) and
-    JAX's.
+    The model's errors pass through (``ValueError`` for a badly shaped batch).
 
     Source: maximum likelihood / the ELBO of SurVAE flows (Nielsen et al. 2020, Eq. 4).
     """

@@ -33,8 +33,6 @@ def num_parameters(model: nnx.Module) -> int:
     A parameter of shape ``(200, 100)`` counts 20,000; non-trained state (ActNorm flags, rng
     counters) is not counted.
 
-    Raises: nothing beyond Flax's own errors (``model`` must be an ``nnx`` graph).
-
     Source: this library (the ``num_parameters`` metric of each run).
     """
     return int(sum(np.size(p) for p in jax.tree.leaves(nnx.state(model, nnx.Param))))

@@ -37,8 +37,7 @@ class RunError(RuntimeError):
 
     The message names the folder (e.g. ``runs/toy2d_checkerboard_baseline_s0``).
 
-    Raises: nothing itself; :func:`run_experiment` and :func:`load_run` raise it (a
-    ``RuntimeError``).
+    Raised by :func:`run_experiment` and :func:`load_run` (a ``RuntimeError``).
 
     Source: this library (the run folder layout of this module).
     """

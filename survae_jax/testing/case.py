@@ -37,8 +37,7 @@ class PropertyError(AssertionError):
       properties: the names of the broken properties (see :data:`PROPERTIES`).
       failures: ``{property: message}``.
 
-    Raises: nothing itself (it is what the suite raises); a subclass of ``AssertionError`` so
-    pytest reports it as a test failure.
+    What the suite raises; a subclass of ``AssertionError`` so pytest reports it as a test failure.
 
     Source: this library (docs/design.md 'How a layer is checked').
     """
