@@ -2,7 +2,7 @@
 
 Exact values at zeros and at negative/positive entries, the half-normal default's
 normalisation on the fibre of 0, the learned scale, and no NaN anywhere (values and grads).
-The 100-key right-inverse checks run in the registry (``cases_inference_w4.py``,
+The 100-key right-inverse checks run in the registry (``cases_inference.py``,
 ``cases_generative.py``).
 """
 

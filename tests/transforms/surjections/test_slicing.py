@@ -1,6 +1,6 @@
 """Slice (inference slicing, Table 7) and Augment (generative slicing, Table 6 / App. H.3).
 
-The registry (``cases_inference_w4.py``, ``cases_generative.py``) runs the kind's properties,
+The registry (``cases_inference.py``, ``cases_generative.py``) runs the kind's properties,
 the 100-key right-inverse check included; here: exact values, quadrature and errors.
 """
 
