@@ -6,7 +6,6 @@ every non-overlapping 2x2 window of every channel. Window order: (0,0), (0,1), (
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from survae_jax.functional.max import max_surjection
 from survae_jax.functional.surjection import Surjective, generative_pair, inference_pair

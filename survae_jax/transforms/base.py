@@ -30,7 +30,6 @@ from typing import Callable, ClassVar
 import jax
 from flax import nnx
 
-from survae_jax.distributions.base import sum_except_batch  # re-exported for the layers
 from survae_jax.functional.surjection import require_key
 
 Array = jax.Array
