@@ -29,14 +29,14 @@ class AbsSurjection(InferenceSurjection):
                 f"{type(self).__name__}: classifier must be a conditional Distribution "
                 f"(e.g. ConditionalBernoulli(net)) or None, got {type(classifier).__name__}."
             )
-        self.fibre = classifier
+        self.classifier = classifier
         self.features = None if features is None else tuple(int(i) for i in features)
         abs_surjection(self.features, name=type(self).__name__)  # validates features
 
     functional = (abs_forward, abs_inverse)
 
     def functional_args(self):
-        return {"fibre": self.fibre, "features": self.features, "name": self.name}
+        return {"fibre": self.classifier, "features": self.features, "name": self.name}
 
 
 GenerativeAbsSurjection = generative_dual(
