@@ -13,7 +13,7 @@ from survae_jax.distributions import StandardNormal
 from survae_jax.flow import Flow
 from survae_jax.metrics import bits_per_dim, nats, per_point_log_likelihood
 from survae_jax.nn.mlp import MLP
-from survae_jax.train import TrainConfig, TrainingError, evaluate, nll_loss, train
+from survae_jax.training import TrainConfig, TrainingError, evaluate, nll_loss, train
 from survae_jax.transforms.bijections.coupling import AffineCoupling
 from survae_jax.transforms.bijections.permutation import Reverse
 
@@ -127,7 +127,7 @@ def test_metrics_values():
 
 
 def test_data_dependent_init_runs_once_and_not_on_resume(tmp_path):
-    from survae_jax.train import _auto_init
+    from survae_jax.training import _auto_init
     from survae_jax.transforms.bijections.actnorm import ActNorm
 
     calls = []

@@ -27,7 +27,7 @@ import jax
 from survae_jax.checkpoint import CheckpointError, checkpoint_path, list_checkpoints, restore_checkpoint
 from survae_jax.experiments import get_experiment
 from survae_jax.experiments.registry import Experiment
-from survae_jax.train import evaluate, train
+from survae_jax.training import evaluate, train
 
 _SCHEDULE_ONLY = {"steps", "log_every", "checkpoint_every"}
 
@@ -96,7 +96,7 @@ def run_experiment(
     Raises:
       RunError: an unwritable folder, a folder that already holds a run (without ``resume``),
         or a resumed config that differs from the stored one.
-      TrainingError, CheckpointError: from :func:`survae_jax.train.train`.
+      TrainingError, CheckpointError: from :func:`survae_jax.train`.
 
     The metrics are in nats (``train_nats``, ``test_nats``; PPLL for point clouds) plus times
     in seconds; test data shapes are the experiment's (``(N, 2)``, ``(N, 50, 2)``).
