@@ -6,7 +6,7 @@ Layers live in :mod:`survae_jax.transforms`, distributions in :mod:`survae_jax.d
 conditioner nets in :mod:`survae_jax.nn`, the public property suite in
 :mod:`survae_jax.testing`, and the paper's experiments in :mod:`survae_jax.experiments`.
 The training loop is :func:`train` (module :mod:`survae_jax.training`), test log-likelihoods
-:func:`evaluate`.
+:func:`evaluate`, and a trained model is kept with :func:`save_model` / :func:`load_model`.
 
 Quick start::
 
@@ -30,6 +30,7 @@ import sys as _sys
 
 from survae_jax import distributions, nn, transforms
 from survae_jax import training
+from survae_jax.checkpoint import load_model, save_model
 from survae_jax.evaluation import evaluate
 from survae_jax.flow import ConditionalFlow, Flow
 from survae_jax.training import TrainConfig, TrainResult, train
@@ -48,6 +49,8 @@ __all__ = [
     "evaluate",
     "TrainConfig",
     "TrainResult",
+    "save_model",
+    "load_model",
     "distributions",
     "nn",
     "transforms",
