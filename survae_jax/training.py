@@ -349,9 +349,9 @@ def train(
     try:
         sigint.install()
         while step < cfg.steps:
-            # A block ends at the next log step, checkpoint step, validation step, epoch end or
-            # the last step.
-            end = min(cfg.steps, step + cfg.log_every, (step // per_epoch + 1) * per_epoch)
+            # A block ends at the next multiple of log_every, checkpoint step, validation step,
+            # epoch end or the last step.
+            end = min(cfg.steps, (step // cfg.log_every + 1) * cfg.log_every, (step // per_epoch + 1) * per_epoch)
             if cfg.checkpoint_every:
                 end = min(end, (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every)
             if valid_every:

@@ -213,3 +213,53 @@ def test_damaged_checkpoint_fails_before_orbax_reads_it(tmp_path, monkeypatch, w
     monkeypatch.setattr(checkpoint.ocp, "StandardCheckpointer", NoOrbax)
     with pytest.raises(CheckpointError, match="cannot read checkpoint .*step_00000003"):
         restore_checkpoint(path, tree)
+
+
+def test_validation_keeps_the_best_and_stops_early(tmp_path):
+    import optax
+
+    import survae_jax as sj
+
+    rng = np.random.default_rng(1)
+    train_x = (rng.standard_normal((256, 2)) + 3.0).astype(np.float32)  # learning it worsens valid
+    valid_x = (rng.standard_normal((100, 2)) - 3.0).astype(np.float32)
+    cfg = TrainConfig(steps=400, batch_size=32, log_every=5, checkpoint_every=0, valid_every=5, patience=2,
+                      progress=False)
+    model = tiny_flow()
+    res = train(model, train_x, config=cfg, optimizer=optax.adam(1e-2), valid_data=valid_x,
+                checkpoint_dir=str(tmp_path))
+    steps, values = res.valid_history[:, 0], res.valid_history[:, 1]
+    assert res.stopped_early and res.step == res.best_step + 2 * 5 < 400  # 2 validations without a best
+    assert steps.tolist() == list(range(5, res.step + 1, 5)) and values[-1] > values.min()
+    assert res.best_step == steps[np.argmin(values)] and res.best_valid_nats == pytest.approx(values.min())
+    assert np.all(values[steps > res.best_step] >= res.best_valid_nats)
+    # The returned model is the best one, and so is <checkpoint_dir>/best.
+    assert nats(evaluate(model, valid_x)) == pytest.approx(res.best_valid_nats, rel=1e-5)
+    best = sj.load_model(str(tmp_path / "best"), tiny_flow(1))
+    np.testing.assert_array_equal(np.asarray(best.log_prob(valid_x)), np.asarray(model.log_prob(valid_x)))
+    assert list_checkpoints(str(tmp_path)) == [res.step]  # the stopping step is saved
+    again = train(tiny_flow(), train_x, config=cfg, valid_data=valid_x, checkpoint_dir=str(tmp_path), resume=True)
+    assert again.stopped_early and again.step == res.step and again.best_step == res.best_step  # nothing more
+
+
+def test_history_has_one_row_per_log_every_steps_and_plain_progress_lines(capsys):
+    # 8 steps per epoch and log_every 6: blocks end at 6, 8, 12, 16, ... but rows at 6, 12, ..., 36, 40.
+    cfg = TrainConfig(steps=40, batch_size=32, seed=5, log_every=6, checkpoint_every=0, progress=True)
+    res = train(tiny_flow(), tiny_data(), config=cfg)
+    assert res.history[:, 0].tolist() == [6, 12, 18, 24, 30, 36, 40]
+    err = capsys.readouterr().err
+    assert "\r" not in err  # not a terminal: plain lines, one per row
+    lines = [line for line in err.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in lines] == ["6/40", "12/40", "18/40", "24/40", "30/40", "36/40", "40/40"]
+    for line, (_, value) in zip(lines, res.history):
+        assert f"train {value:.4f} nats" in line and line.endswith("steps/s")
+
+
+def test_unwritable_checkpoint_dir_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the folder should be")
+    calls = []
+    with pytest.raises(CheckpointError, match=r"cannot write checkpoints to .*file/ck"):
+        train(tiny_flow(), tiny_data(), config=CFG, checkpoint_dir=str(blocker / "ck"),
+              callback=lambda s, m: calls.append(s))
+    assert calls == []  # not one block trained
