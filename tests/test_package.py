@@ -46,3 +46,22 @@ def test_evaluate_refuses_a_missing_key_for_an_inexact_model():
     assert a.shape == (4,) and np.all(np.isfinite(a))
     exact = sj.Flow(StandardNormal((2,)), [])
     np.testing.assert_allclose(sj.evaluate(exact, x), np.full(4, -np.log(2 * np.pi)), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_readme_quick_start_and_training_example_run_as_written(tmp_path, monkeypatch):
+    import os
+    import re
+
+    readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")).read()
+    blocks = re.findall(r"```python\n(.*?)```", readme.split("## The contract")[0], re.S)
+    assert len(blocks) == 2
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    for code in blocks:
+        exec(code, scope)
+    x = scope["data"][3584:]
+    assert scope["result"].step <= 500 and np.isfinite(scope["test_nats"])
+    want = np.asarray(scope["flow"].log_prob(x))
+    np.testing.assert_array_equal(np.asarray(scope["same"].log_prob(x)), want)
+    assert (tmp_path / "ckpt" / "best").is_dir() and np.all(np.isfinite(np.asarray(scope["last"].log_prob(x))))
