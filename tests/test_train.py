@@ -263,3 +263,33 @@ def test_unwritable_checkpoint_dir_fails_before_training(tmp_path):
         train(tiny_flow(), tiny_data(), config=CFG, checkpoint_dir=str(blocker / "ck"),
               callback=lambda s, m: calls.append(s))
     assert calls == []  # not one block trained
+
+
+def test_ctrl_c_finishes_the_block_saves_it_and_resume_matches(tmp_path):
+    import signal
+    import threading
+
+    from survae_jax.training import TrainingInterrupted
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach only the main thread")
+    data = tiny_data()
+    full = train(tiny_flow(), data, config=CFG)
+    lines = []
+
+    def ctrl_c(step, _):
+        if step == 16:  # blocks end at 6, 8, 12, 16, 18, 24, ...: the one running stops at 18
+            os.kill(os.getpid(), signal.SIGINT)
+
+    model = tiny_flow()
+    with pytest.raises(TrainingInterrupted, match="interrupted at step 18 of 40; checkpoint .*step_00000018") as e:
+        train(model, data, config=CFG, checkpoint_dir=str(tmp_path), callback=ctrl_c, log=lines.append)
+    assert isinstance(e.value, KeyboardInterrupt) and e.value.step == 18
+    assert len(lines) == 1 and "stopping after this block" in lines[0]
+    assert list_checkpoints(str(tmp_path)) == [12, 18]  # step 18 kept, not only the last regular one
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    resumed = train(tiny_flow(), data, config=CFG, checkpoint_dir=str(tmp_path), resume=True)
+    assert resumed.resumed_from == 18 and resumed.step == 40
+    for a, b in zip(params_of(full.model), params_of(resumed.model)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(full.history, resumed.history)
