@@ -436,11 +436,11 @@ def _start_validation(cfg, graphdef, valid_data, key, checkpoint_dir, start, tem
     nats_of = support.make_validator(graphdef, jax.tree.map(jnp.asarray, valid_data), cfg.valid_batch_size, key)
 
     def validate(step, state):
-        value = nats_of(*state)
-        if not math.isfinite(value):
-            return f"{value:.4f} (not finite: not a best)" if math.isnan(value) else f"{value:.4f}"
+        value = nats_of(*state)  # NaN or inf is never a new best: it counts towards patience
         if validation.record(step, value, tuple(state)) and best_dir:
             save_checkpoint(best_dir, step, tuple(state), history=validation.history(), keep=1)
+        if validation.best_step is None:
+            return f"{value:.4f} (no best yet)"
         return f"{value:.4f} (best {validation.best_nats:.4f} at step {validation.best_step:,})"
 
     return validation, validate
