@@ -2,7 +2,7 @@
 
 For each model of a preset (``--preset cpu`` by default), on MNIST batches of 32, measured:
 
-* ``library``: ``survae_jax.train.train`` (compiled blocks of ``--block`` steps in one
+* ``library``: ``survae_jax.train`` (compiled blocks of ``--block`` steps in one
   ``lax.fori_loop``), compile excluded;
 * ``per step``: the same loss and Adamax update in one plain ``jax.jit`` call per step (the
   model ``nnx.split`` once, buffers donated).
@@ -26,7 +26,7 @@ from flax import nnx
 from survae_jax.experiments.image import PRESETS, build_model
 from survae_jax.experiments.registry import num_parameters
 from survae_jax.data.images import load_mnist_images
-from survae_jax.train import TrainConfig, nll_loss, train
+from survae_jax.training import TrainConfig, nll_loss, train
 
 
 def per_step(cfg, data, steps):

@@ -39,7 +39,8 @@ from survae_jax.experiments.image_flows import (
 from survae_jax.experiments.registry import Experiment, num_parameters
 from survae_jax.flow import Flow
 from survae_jax.plotting import plot_image_grid
-from survae_jax.train import TrainConfig, evaluate
+from survae_jax.evaluation import evaluate
+from survae_jax.training import TrainConfig
 from survae_jax.transforms.surjections.dequantization import VariationalDequantization
 
 MODELS = {"baseline": "slice", "maxpoolflow": "max"}
@@ -204,7 +205,7 @@ def steps_per_epoch(cfg: ImageConfig, num_train: int) -> int:
 
     Raises: ``ZeroDivisionError`` for ``batch_size == 0``.
 
-    Source: this library (the epoch of :func:`~survae_jax.train.train`).
+    Source: this library (the epoch of :func:`~survae_jax.training.train`).
     """
     return num_train // cfg.batch_size
 
@@ -243,7 +244,7 @@ def learning_rate_schedule(cfg: ImageConfig, num_train: int) -> optax.Schedule:
 
 
 def iwbo_fn(num_samples: int, chunk_size: int):
-    """``log_prob_fn(model, batch, key)`` for :func:`~survae_jax.train.evaluate`: the IWBO ``(B,)`` nats.
+    """``log_prob_fn(model, batch, key)`` for :func:`~survae_jax.evaluation.evaluate`: the IWBO ``(B,)`` nats.
 
     Raises: nothing when built; the function raises what ``Flow.iwbo`` raises.
 

@@ -149,7 +149,7 @@ def test_cifar10_preset_one_training_step_on_the_fixture(tmp_path):
     import optax
     from flax import nnx
 
-    from survae_jax.train import nll_loss
+    from survae_jax.training import nll_loss
 
     opt = EXPERIMENT.optimizer(cfg)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
