@@ -85,6 +85,11 @@ class Transform(nnx.Module):
         check_tensor(x, self.name, **expected)
 
 
+class Fixed(nnx.Variable):
+    """A layer's fixed array drawn at construction (a permutation, signs): state saved and restored
+    with the model, not an ``nnx.Param``, so optimisers leave it alone."""
+
+
 class Bijection(Transform):
     """A diffeomorphism; ``V = log|det dz/dx|`` (Appendix A, Eq. 5); ``x`` and ``z`` have the
     same number of elements."""
