@@ -1,5 +1,6 @@
 """The training loop: exact resume, learning, NaN errors, evaluation, checkpoints."""
 
+import dataclasses
 import os
 
 import jax
@@ -213,3 +214,45 @@ def test_damaged_checkpoint_fails_before_orbax_reads_it(tmp_path, monkeypatch, w
     monkeypatch.setattr(checkpoint.ocp, "StandardCheckpointer", NoOrbax)
     with pytest.raises(CheckpointError, match="cannot read checkpoint .*step_00000003"):
         restore_checkpoint(path, tree)
+
+
+def tiny_conv_flow(seed=0):
+    from survae_jax.nn.densenet import DenseNet
+    from survae_jax.transforms.bijections.squeeze import Squeeze2d
+
+    rngs = nnx.Rngs(seed)
+    net = DenseNet(2, 4, mid_channels=4, depth=1, growth=2, zero_init_last=False, rngs=rngs)
+    return Flow(StandardNormal((2, 2, 4)), [Squeeze2d(), AffineCoupling(net, axis=-1)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_loop_and_per_step_execution_give_the_same_bits_and_say_which_ran(kind):
+    if kind == "dense":
+        make, data = tiny_flow, tiny_data(64)
+    else:
+        make = tiny_conv_flow
+        data = np.random.default_rng(1).standard_normal((64, 4, 4, 1)).astype(np.float32)
+    cfg = TrainConfig(steps=10, batch_size=16, seed=3, log_every=3, checkpoint_every=0, progress=False)
+    notes, runs = [], {}
+    modes = ("loop", "step", "auto") if kind == "dense" else ("loop", "auto")
+    for ex in modes:
+        runs[ex] = train(make(), data, config=dataclasses.replace(cfg, execution=ex), log=notes.append)
+        assert runs[ex].execution in ("loop", "step")
+    assert runs["loop"].execution == "loop" and runs["loop"].execution_reason == "requested"
+    # the rule: convolutions on XLA:CPU run one call per step, dense steps in the loop
+    expected = "step" if (kind == "conv" and jax.default_backend() == "cpu") else "loop"
+    assert runs["auto"].execution == expected and runs["auto"].execution_reason.startswith("auto:")
+    assert [n.split()[1] for n in notes] == [f"execution={m}" for m in modes[:-1]] + [f"execution={expected}"]
+    other = runs["step"] if kind == "dense" else runs["auto"]
+    assert other.execution == "step" or expected == "loop"
+    for a, b in zip(params_of(runs["loop"].model), params_of(other.model)):
+        if kind == "dense":  # the same kernels: the same bits
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        else:  # XLA picks other convolution kernels inside a loop: rounding differs
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(runs["loop"].history, other.history, rtol=1e-6)
+    # 4 steps per epoch; blocks end at log steps and epoch ends
+    np.testing.assert_array_equal(runs["loop"].history[:, 0], [3, 4, 7, 8, 10])
+    with pytest.raises(ValueError, match="execution"):
+        train(make(), data, config=dataclasses.replace(cfg, execution="fast"))
