@@ -186,7 +186,8 @@ def test_resume_skips_a_damaged_newest_checkpoint(tmp_path):
     lines = []
     model = tiny_flow()
     res = train(model, data, config=cfg, checkpoint_dir=str(tmp_path), resume=True, log=lines.append)
-    assert len(lines) == 1 and "skipped the damaged checkpoint of step 12" in lines[0]
+    assert len(lines) == 2 and "skipped the damaged checkpoint of step 12" in lines[0]
+    assert lines[1].startswith("train: execution=loop")
     assert "step_00000012" in lines[0] and lines[0].endswith("trying step 6.")
     assert res.resumed_from == 6 and res.step == 12  # steps 7..12 redone: the same parameters
     for a, b in zip(params_of(full.model), params_of(model)):
