@@ -143,7 +143,8 @@ def run_experiment(
     )
     key = jax.random.fold_in(jax.random.key(config.seed), 7)
     t_eval = time.perf_counter()
-    ll = evaluate(model, test_data, key=key, log_prob_fn=exp.log_prob_fn(config))
+    ll = evaluate(model, test_data, key=key, log_prob_fn=exp.log_prob_fn(config),
+                  batch_size=exp.eval_batch_size(config))
     out = {
         "experiment": exp.name,
         "step": result.step,
@@ -218,7 +219,8 @@ def evaluate_run(run_dir: str) -> dict:
     exp, config, model, step = load_run(run_dir)
     _, test_data = exp.load_data(config)
     key = jax.random.fold_in(jax.random.key(config.seed), 7)
-    ll = evaluate(model, test_data, key=key, log_prob_fn=exp.log_prob_fn(config))
+    ll = evaluate(model, test_data, key=key, log_prob_fn=exp.log_prob_fn(config),
+                  batch_size=exp.eval_batch_size(config))
     return {"run": run_dir, "step": step, **exp.test_metrics(config, ll, model)}
 
 
