@@ -125,6 +125,8 @@ class TrainResult:
       resumed_from: the checkpoint step this session started from (``0`` for a fresh run).
       execution: ``"loop"`` or ``"step"``, how the steps ran (``""``: nothing to run).
       execution_reason: why (``"requested"`` or the rule of ``"auto"``).
+      memory_bytes: XLA's memory of the compiled program (arguments, outputs and temporaries;
+        0 when the backend does not say).
 
     Raises: nothing (a plain record).
 
@@ -142,6 +144,7 @@ class TrainResult:
     resumed_from: int
     execution: str = ""
     execution_reason: str = ""
+    memory_bytes: int = 0
 
 
 def nll_loss(model: nnx.Module, batch: Array, key: Array) -> Array:
@@ -410,7 +413,18 @@ def train(
         resumed_from=start,
         execution=execution,
         execution_reason=reason,
+        memory_bytes=_memory_bytes(compiled),
     )
+
+
+def _memory_bytes(compiled) -> int:
+    """Arguments + outputs + temporaries of a compiled program (aliased outputs counted once)."""
+    try:
+        m = compiled.memory_analysis()
+        return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
+                   + m.temp_size_in_bytes)
+    except Exception:  # not every backend reports it
+        return 0
 
 
 def _restore_newest_readable(directory: str, steps: list[int], template, log):
