@@ -7,7 +7,8 @@ steps, the MNIST-size image flow, the VAE):
   same step under the other execution (one jitted call per step vs a compiled loop of steps),
   so that the table shows whether the automatic choice was the faster one;
 * ``torch``: the PyTorch peer (``benchmarks/torch_peer.py``) in a process of its own with its
-  default thread count;
+  default thread count (toy models and VAE: also with one thread, which on a loaded 2-core
+  machine is often faster, since idle OpenMP workers spin);
 * toy baseline only: the hand-written fused JAX step (``benchmarks/fused_jax.py``) per call
   and in a loop, and FlowJAX's coupling flow (width 200, depth 2: FlowJAX has one width).
 
@@ -100,8 +101,8 @@ def run_ours(name, steps, execution):
             "compile_s": r.compile_time_s, "execution": r.execution, "memory_mb": r.memory_bytes / 2**20}
 
 
-def run_torch(name, steps, warmup=1, eval_n=0):
-    cmd = [sys.executable, os.path.join(HERE, "torch_peer.py"), name]
+def run_torch(name, steps, warmup=1, eval_n=0, threads=0):
+    cmd = [sys.executable, os.path.join(HERE, "torch_peer.py"), name, "--threads", str(threads)]
     cmd += ["--eval", str(eval_n)] if eval_n else ["--steps", str(steps), "--warmup", str(warmup)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     if out.returncode:
@@ -246,7 +247,7 @@ def main(argv=None) -> int:
     q = 1 if args.quick else 0
     names = args.models.split(",") if args.models else (QUICK_MODELS if args.quick else list(MODELS))
     rounds = args.rounds or (2 if args.quick else 3)
-    eval_n = args.eval_clouds or (500 if args.quick else 2000)
+    eval_n = args.eval_clouds if args.eval_clouds is not None else (200 if args.quick else 2000)
     cache = enable_compilation_cache(tempfile.mkdtemp(prefix="survae_bench_xla_"), min_compile_time_s=0.5)
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
@@ -270,6 +271,8 @@ def main(argv=None) -> int:
             contenders.update(toy_extras(steps))
         if not args.no_torch:
             contenders["torch"] = lambda: run_torch(name, torch_steps)
+            if name in ("toy_baseline", "toy_absflow", "vae"):  # cheap: also the 1-thread peer
+                contenders["torch 1 thread"] = lambda: run_torch(name, torch_steps, threads=1)
         results = {k: [] for k in contenders}
         for r in range(rounds):
             for k, fn in contenders.items():

@@ -259,7 +259,10 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--eval", type=int, default=0, help="time the test evaluation on this many examples")
+    ap.add_argument("--threads", type=int, default=0, help="intra-op threads (default: PyTorch's own choice)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model, data, batch = build(args.model)
     out = {"model": args.model, "threads": torch.get_num_threads(), "torch": torch.__version__}

@@ -226,10 +226,10 @@ def _make_programs(graphdef, loss_fn, optimizer, batch_size, per_epoch):
 EXECUTIONS = ("auto", "loop", "step")
 
 
-def _choose_execution(requested: str, lowered_step) -> tuple[str, str]:
+def _choose_execution(requested: str, lowered) -> tuple[str, str]:
     """``(execution, reason)``: ``"loop"`` (a block of steps per compiled call) or ``"step"``.
 
-    ``"auto"`` is a rule, checked on the lowered program of one step: on the CPU backend, a
+    ``"auto"`` is a rule, checked on the lowered program of the loop: on the CPU backend, a
     step that holds a convolution runs one jitted call per step, anything else runs in the
     loop. Why: XLA:CPU rewrites the convolutions of a top-level program into the layout its
     fast kernels take, but leaves several of those inside a ``while`` body (the weight and
@@ -239,7 +239,7 @@ def _choose_execution(requested: str, lowered_step) -> tuple[str, str]:
     """
     if requested != "auto":
         return requested, "requested"
-    if jax.default_backend() == "cpu" and "stablehlo.convolution" in lowered_step.as_text():
+    if jax.default_backend() == "cpu" and "stablehlo.convolution" in lowered.as_text():
         return "step", ("auto: the step holds convolutions, which XLA:CPU runs several times "
                         "slower inside a compiled loop; one jitted call per step")
     return "loop", "auto: no convolution on CPU (or not a CPU backend); a block of steps per call"
@@ -341,10 +341,14 @@ def train(
     t0 = time.perf_counter()
     single, block = _make_programs(graphdef, loss_fn, optimizer, cfg.batch_size, per_epoch)
     i32, f32 = jnp.asarray(0, jnp.int32), jnp.asarray(0.0, jnp.float32)
-    lowered = jax.jit(single, donate_argnums=(0, 1, 2, 3, 4)).lower(*state, f32, i32, i32, perm, data, key)
-    execution, reason = _choose_execution(cfg.execution, lowered)
-    if execution == "loop":
+    # Trace the loop first (the usual choice): the rule reads its program, and a dense model
+    # is traced once.
+    execution, reason = "step", "requested"
+    if cfg.execution != "step":
         lowered = jax.jit(block, donate_argnums=(0, 1, 2)).lower(*state, i32, i32, perm, data, key)
+        execution, reason = _choose_execution(cfg.execution, lowered)
+    if execution == "step":
+        lowered = jax.jit(single, donate_argnums=(0, 1, 2, 3, 4)).lower(*state, f32, i32, i32, perm, data, key)
     compiled = lowered.compile()
     compile_time = time.perf_counter() - t0
     note(f"train: execution={execution} ({reason}); compiled in {compile_time:.1f} s.")

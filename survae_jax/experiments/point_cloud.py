@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 
 import jax
@@ -296,6 +297,7 @@ def ppll(log_prob: jax.Array | np.ndarray) -> float:
     return float(np.mean(np.asarray(log_prob)) / NUM_POINTS)
 
 
+@functools.lru_cache(maxsize=16)  # the same function for the same (k, chunk): evaluate's cache hits
 def iwbo_fn(num_samples: int, chunk_size: int):
     """A ``log_prob_fn(model, batch, key)`` for :func:`survae_jax.train.evaluate`: the IWBO.
 
