@@ -33,7 +33,7 @@ from survae_jax.distributions.conditional import ConditionalBernoulli, Condition
 from survae_jax.flow import Flow
 from survae_jax.nn.densenet import DenseNet
 from survae_jax.nn.mlp import MLP
-from survae_jax.train import nll_loss
+from survae_jax.training import nll_loss
 from survae_jax.transforms.bijections.conv1x1 import Conv1x1
 from survae_jax.transforms.bijections.coupling import AffineCoupling
 from survae_jax.transforms.bijections.squeeze import Squeeze2d

@@ -3,7 +3,7 @@
 For each model of ``benchmarks/models.py`` (toy baseline, toy AbsFlow, PermuteFlow 8 and 32
 steps, the MNIST-size image flow, the VAE):
 
-* ``train()``: ``survae_jax.train.train`` as a user calls it (``execution="auto"``), and the
+* ``train()``: ``survae_jax.train`` as a user calls it (``execution="auto"``), and the
   same step under the other execution (one jitted call per step vs a compiled loop of steps),
   so that the table shows whether the automatic choice was the faster one;
 * ``torch``: the PyTorch peer (``benchmarks/torch_peer.py``) in a process of its own with its
@@ -47,7 +47,7 @@ import numpy as np  # noqa: E402
 
 from models import MODELS  # noqa: E402
 from survae_jax.compilation_cache import enable_compilation_cache  # noqa: E402
-from survae_jax.train import TrainConfig, train  # noqa: E402
+from survae_jax.training import TrainConfig, train  # noqa: E402
 
 # steps per timed run (full, quick) and torch steps; quick keeps the whole bench to minutes.
 STEPS = {

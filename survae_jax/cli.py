@@ -4,7 +4,7 @@
 
     survae-jax train toy2d --dataset checkerboard --model absflow [--steps N] [--seed S]
                            [--out DIR] [--resume]
-    survae-jax eval RUN_DIR
+    survae-jax eval RUN_DIR [--iwbo K]
     survae-jax sample RUN_DIR [--num N] [--seed S] [--out FILE.png]
     survae-jax demo [--dataset D] [--steps N] [--out DIR]
 
@@ -14,7 +14,9 @@ ones below. Every error ends the command with one line ``survae-jax: error: ...`
 a non-zero exit status (2 for bad usage, 1 for a failure while running); set
 ``SURVAE_DEBUG=1`` to get the traceback instead. Compiled programs are kept in JAX's
 persistent compilation cache, ``~/.cache/survae_jax/xla`` (``$SURVAE_JAX_CACHE_DIR``; ``""``
-turns it off), so a rerun with the same shapes skips compilation.
+turns it off), so a rerun with the same shapes skips compilation. Ctrl-C during ``train`` finishes the block of
+steps running, writes a checkpoint of it and exits with status 130; ``--resume`` continues from
+that step.
 """
 
 from __future__ import annotations
@@ -44,8 +46,7 @@ class UsageError(Exception):
     The message is one line, ``survae-jax train: argument --steps: must be an integer >= 1,
     got 0`` (no shapes involved: it is about flags).
 
-    Raises: nothing itself; the parser raises it instead of exiting, and :func:`main` turns it
-    into exit status 2.
+    The parser raises it instead of exiting, and :func:`main` turns it into exit status 2.
 
     Source: this library.
     """
@@ -58,6 +59,17 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def _steps(text: str) -> int:
+    """``--steps``: an integer from 1 to :data:`~survae_jax.training.MAX_STEPS` (an int32 counter)."""
+    from survae_jax._train_support import MAX_STEPS
+
+    value = positive_int(text)
+    if value > MAX_STEPS:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_STEPS:,} (the step counter is a 32-bit integer), got {value:,}")
+    return value
+
+
 def _common_train_args(p: argparse.ArgumentParser, helps: dict[str, str] | None = None) -> None:
     """The flags every ``train <experiment>`` takes; ``helps``: the experiment's help texts."""
     h = {
@@ -68,7 +80,7 @@ def _common_train_args(p: argparse.ArgumentParser, helps: dict[str, str] | None 
         "checkpoint_every": "steps between checkpoints (0: only at the end)",
         **(helps or {}),
     }
-    p.add_argument("--steps", type=positive_int, default=None, help=h["steps"])
+    p.add_argument("--steps", type=_steps, default=None, help=h["steps"])
     p.add_argument("--seed", type=int, default=None, help="seed of the weights, batches and keys (default 0)")
     p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=None, help=h["batch_size"])
     p.add_argument("--lr", type=positive_float, default=None, help=h["lr"])
@@ -86,10 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     Sub-commands ``train <experiment>``, ``eval``, ``sample``, ``demo``. An experiment whose
     module fails to import is listed as unavailable rather than breaking the parser.
 
-    Raises: nothing when built; ``parse_args`` raises :class:`UsageError` (instead of exiting)
-    for bad flags.
+    ``parse_args`` raises :class:`UsageError` (instead of exiting) for bad flags.
 
-    Source: this library (STYLE.md: one CLI for every experiment; the registry of
+    Source: this library (docs/design.md: one CLI for every experiment; the registry of
     :mod:`survae_jax.experiments`).
     """
     from survae_jax.experiments import EXPERIMENT_MODULES, get_experiment
@@ -113,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_eval = sub.add_parser("eval", help="test metrics of a run folder's last checkpoint")
     p_eval.add_argument("run_dir")
+    p_eval.add_argument("--iwbo", type=positive_int, default=None, metavar="K",
+                        help="the test bound is the IWBO with K importance samples (default: the experiment's)")
 
     p_sample = sub.add_parser("sample", help="draw samples from a run and write a figure")
     p_sample.add_argument("run_dir")
@@ -137,6 +150,7 @@ def _cmd_train(args) -> int:
     exp = get_experiment(args.experiment)
     try:
         config = exp.config_from_args(args)
+        exp.train_config(config)  # its checks (e.g. steps within the int32 counter) before any file
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from e
     for note in exp.notes(config, args):
@@ -151,7 +165,7 @@ def _cmd_train(args) -> int:
 def _cmd_eval(args) -> int:
     from survae_jax.experiments.runner import evaluate_run
 
-    print(json.dumps(evaluate_run(args.run_dir), sort_keys=True))
+    print(json.dumps(evaluate_run(args.run_dir, iwbo=args.iwbo), sort_keys=True))
     return 0
 
 
@@ -193,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     0 success, 2 bad usage, 1 a failure while running, 130 interrupted; each error is one line
     ``survae-jax: error: ...`` on stderr.
 
-    Raises: nothing (every exception becomes an exit status), except with ``SURVAE_DEBUG=1``,
-    which re-raises the original exception for its traceback.
+    Every exception becomes an exit status, except with ``SURVAE_DEBUG=1``, which re-raises the
+    original exception for its traceback.
 
     Source: this library.
     """
@@ -209,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # train(): TrainingInterrupted says which checkpoint holds the step
+        print(f"{PROG}: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
         return 130
     except Exception as e:  # one line for the user; SURVAE_DEBUG=1 for the traceback
         if os.environ.get("SURVAE_DEBUG"):

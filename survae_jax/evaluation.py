@@ -61,8 +61,12 @@ def evaluate(
     Why a call per batch and not one ``lax.map``: XLA:CPU runs convolutions several times
     slower inside a loop, and a call costs microseconds next to a batch's milliseconds.
 
+    ``key``: needed when ``model`` is inexact (``model.exact`` False: the values are random
+    bounds), refused as ``None`` then; an exact model ignores it (``None`` is fine).
+
     Raises:
-      ValueError: arrays of ``data`` with different first-axis sizes, or ``batch_size < 1``.
+      ValueError: arrays of ``data`` with different first-axis sizes, ``batch_size < 1``, or
+        ``key=None`` for an inexact model.
 
     Source: this library; ELBO/IWBO from Nielsen et al. 2020 and Burda et al. 2016.
     """
@@ -73,7 +77,13 @@ def evaluate(
     nb = -(-n // int(batch_size))
     bs = -(-n // nb)
     pad = nb * bs - n
-    key = jax.random.key(0) if key is None else key
+    if key is None:
+        if not bool(getattr(model, "exact", True)):
+            raise ValueError(
+                f"evaluate: {type(model).__name__} is not exact (its log_prob is a random one-sample "
+                "ELBO): pass key=jax.random.key(...)."
+            )
+        key = jax.random.key(0)  # not used by an exact model's log_prob
     graphdef, state = nnx.split(model)
 
     def padded(a):

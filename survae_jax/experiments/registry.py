@@ -1,6 +1,6 @@
 """``Experiment``: what the CLI and the runner need to know about one family of models.
 
-An experiment is a config dataclass plus a few builders (STYLE.md: "an experiment is a small
+An experiment is a config dataclass plus a few builders (docs/design.md: "an experiment is a small
 config plus a model builder, run by the one training loop and the one CLI"). The CLI adds the
 experiment's own flags, the runner (:mod:`survae_jax.experiments.runner`) trains, evaluates,
 plots and writes the run folder the same way for every experiment.
@@ -24,7 +24,7 @@ import optax
 from flax import nnx
 
 from survae_jax import metrics
-from survae_jax.train import LossFn, TrainConfig, nll_loss
+from survae_jax.training import LossFn, TrainConfig, nll_loss
 
 
 def num_parameters(model: nnx.Module) -> int:
@@ -32,8 +32,6 @@ def num_parameters(model: nnx.Module) -> int:
 
     A parameter of shape ``(200, 100)`` counts 20,000; non-trained state (ActNorm flags, rng
     counters) is not counted.
-
-    Raises: nothing beyond Flax's own errors (``model`` must be an ``nnx`` graph).
 
     Source: this library (the ``num_parameters`` metric of each run).
     """
@@ -55,7 +53,7 @@ class Experiment:
     ``NotImplementedError`` until a subclass overrides them; ``config_from_args`` /
     ``config_from_dict`` raise ``ValueError`` for values or fields the config rejects.
 
-    Source: this library (STYLE.md: "an experiment is a small config plus a model builder, run
+    Source: this library (docs/design.md: "an experiment is a small config plus a model builder, run
     by the one training loop and the one CLI").
     """
 
@@ -117,7 +115,7 @@ class Experiment:
         return f"{self.name}_s{config.seed}"
 
     def train_config(self, config: Any, *, progress: bool = True) -> TrainConfig:
-        """The :class:`~survae_jax.train.TrainConfig` of a config."""
+        """The :class:`~survae_jax.training.TrainConfig` of a config."""
         return TrainConfig(
             steps=config.steps, batch_size=config.batch_size, seed=config.seed,
             log_every=config.log_every, checkpoint_every=config.checkpoint_every, progress=progress,
@@ -141,7 +139,7 @@ class Experiment:
         return nll_loss
 
     def init_fn(self, config: Any) -> Callable | str | None:
-        """Data-dependent init for :func:`~survae_jax.train.train` (default ``"auto"``: ActNorm)."""
+        """Data-dependent init for :func:`~survae_jax.train` (default ``"auto"``: ActNorm)."""
         return "auto"
 
     def log_prob_fn(self, config: Any) -> Callable | None:

@@ -70,5 +70,6 @@ def test_errors():
         _vae().forward(jnp.zeros((2, 1)))
     with pytest.raises(ValueError, match="VAE.*key"):
         _vae().inverse(jnp.zeros((2, 1)))
-    with pytest.raises(ValueError, match=r"VAE.*\(2, 3\)"):
+    # the encoder's net expects 1 input: its own error (TypeError), with a note naming VAE
+    with pytest.raises(TypeError, match=r"VAE: raised by its encoder .*\(2, 3\)"):
         _vae().forward(jnp.zeros((2, 3)), key=jax.random.key(0))
