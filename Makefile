@@ -25,8 +25,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto -q
 
+BENCH_ARGS ?= --quick
+
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -3,6 +3,8 @@
 A run folder holds::
 
     config.json        the experiment's name and config (written first)
+    train.log          one line per note of the training loop (the execution it chose: a
+                       compiled loop of steps or one call per step, and why)
     checkpoints/       orbax checkpoints, step_00001000, ... (the last two kept)
     density.png ...    the experiment's figures
     metrics.json       train and test nats, times, steps/s (written last, atomically)
@@ -19,6 +21,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from typing import Any, Callable
 
@@ -131,10 +134,18 @@ def run_experiment(
 
     train_data, test_data = exp.load_data(config)
     model = exp.build_model(config)
+    log_path = os.path.join(run_dir, "train.log")
+
+    def note(msg: str) -> None:  # all to train.log; all but the execution note also to stderr
+        with open(log_path, "a") as f:
+            f.write(msg + "\n")
+        if not msg.startswith("train: execution="):
+            print(msg, file=sys.stderr, flush=True)
+
     result = train(
         model, train_data, config=exp.train_config(config, progress=progress),
         optimizer=exp.optimizer(config), loss_fn=exp.loss_fn(config),
-        checkpoint_dir=ckpt_dir, resume=resume, init_fn=exp.init_fn(config),
+        checkpoint_dir=ckpt_dir, resume=resume, init_fn=exp.init_fn(config), log=note,
     )
     key = jax.random.fold_in(jax.random.key(config.seed), 7)
     t_eval = time.perf_counter()
@@ -149,6 +160,8 @@ def run_experiment(
         "train_time_s": result.wall_time_s,
         "cpu_time_s": result.cpu_time_s,
         "compile_time_s": result.compile_time_s,
+        "execution": result.execution,
+        "execution_reason": result.execution_reason,
         "eval_time_s": time.perf_counter() - t_eval,
         "resumed_from": result.resumed_from,
         "backend": jax.default_backend(),
