@@ -151,10 +151,6 @@ class Experiment:
         """Per-example test log-likelihood ``fn(model, batch, key) -> (B,)``; default ``log_prob``."""
         return None
 
-    def eval_batch_size(self, config: Any) -> int:
-        """Examples per compiled call of the test evaluation (default 8192; smaller for big nets)."""
-        return 8192
-
     # ----------------------------------------------------------------- outputs
     def test_metrics(self, config: Any, log_likelihood: np.ndarray, model: nnx.Module) -> dict:
         """Metrics of the test log-likelihoods ``(N,)`` nats: ``test_nats``, ``test_exact``,
