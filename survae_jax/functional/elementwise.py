@@ -138,12 +138,13 @@ SCALE_FNS: dict[str, tuple[Callable, Callable]] = {
 class Affine(ElementwiseFamily):
     """``z = scale(s) x + t``, ``log|dz/dx| = log scale(s)``, ``theta = (s, t)``; ``x = (z - t) / scale(s)``.
 
-    ``scale_fn`` (those of the reference code): ``"exp"`` ``exp(s)`` (RealNVP); ``"softplus"``;
-    ``"sigmoid"`` ``sigmoid(s + 2) + 1e-3`` (Glow, scale in (0.001, 1.001)); ``"tanh_exp"``
-    ``exp(2 tanh(s / 2))`` (log-scale in (-2, 2)).
+    ``scale_fn`` (those of the reference code): ``"tanh_exp"`` ``exp(2 tanh(s / 2))`` (log-scale in
+    (-2, 2); the default: it trains stably, where ``exp`` can overflow early in training);
+    ``"exp"`` ``exp(s)`` (RealNVP, the paper's runs); ``"softplus"``; ``"sigmoid"`` ``sigmoid(s + 2)
+    + 1e-3`` (Glow, scale in (0.001, 1.001)).
     """
 
-    scale_fn: str = "exp"
+    scale_fn: str = "tanh_exp"
     num_params: ClassVar[int] = 2
 
     def __post_init__(self):

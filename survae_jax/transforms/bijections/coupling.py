@@ -71,13 +71,13 @@ class Coupling(Bijection):
 class AffineCoupling(Coupling):
     """``Coupling(net, Affine(scale_fn))``: ``z2 = scale(s) x2 + t``, ``V = sum log scale(s)``,
     ``x2 = (z2 - t) / scale(s)``; ``theta = (s, t)`` per element (``P = 2``), ``scale_fn`` one of
-    ``"exp"``, ``"softplus"``, ``"sigmoid"``, ``"tanh_exp"`` (:class:`~survae_jax.functional.Affine`).
+    ``"tanh_exp"`` (default), ``"exp"``, ``"softplus"``, ``"sigmoid"`` (:class:`~survae_jax.functional.Affine`).
 
     Source: RealNVP (Dinh et al., 2017), Eqs. 7-9; Appendix H.4, Listing 1.
     """
 
     def __init__(self, net, *, axis: int = -1, num_condition: int | None = None, conditional: bool = False,
-                 scale_fn: str = "exp"):
+                 scale_fn: str = "tanh_exp"):
         super().__init__(net, Affine(scale_fn), axis=axis, num_condition=num_condition, conditional=conditional)
 
 
