@@ -42,14 +42,16 @@ def _theta(conditioner, family, x_id: Array, x2: Array, axis: int, context, name
         )
         raise
     what = f"the net maps the identity part {tuple(x_id.shape)} to"
-    return elementwise_params(out, x2.shape, family.num_params, name, what=what).astype(x2.dtype)
+    theta = elementwise_params(out, x2.shape, family.num_params, name, what=what)
+    return theta.astype(jnp.result_type(x2, theta))
 
 
 def coupling_forward(x: Array, conditioner, family, *, axis: int = -1, num_condition: int | None = None,
                      key=None, context=None, name: str = "Coupling") -> tuple[Array, Array]:
     """``(z, V)`` of the coupling with ``conditioner`` and the elementwise ``family``."""
     x_id, x2 = _split(x, axis, num_condition, name)
-    z2, log_det = family.forward(x2, _theta(conditioner, family, x_id, x2, axis, context, name))
+    theta = _theta(conditioner, family, x_id, x2, axis, context, name)
+    z2, log_det = family.forward(x2.astype(theta.dtype), theta)
     return jnp.concatenate([x_id, z2], axis=axis), sum_except_batch(log_det)
 
 
@@ -57,5 +59,6 @@ def coupling_inverse(z: Array, conditioner, family, *, axis: int = -1, num_condi
                      key=None, context=None, name: str = "Coupling") -> Array:
     """``x`` with ``x_id = z_id`` and ``x2 = family.inverse(z2, theta(z_id))``."""
     z_id, z2 = _split(z, axis, num_condition, name)
-    x2 = family.inverse(z2, _theta(conditioner, family, z_id, z2, axis, context, name))
+    theta = _theta(conditioner, family, z_id, z2, axis, context, name)
+    x2 = family.inverse(z2.astype(theta.dtype), theta)
     return jnp.concatenate([z_id, x2], axis=axis)

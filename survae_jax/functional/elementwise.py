@@ -21,7 +21,7 @@ Array = jax.Array
 def elementwise_pair(f: Callable, f_inv: Callable, log_df: Callable, name: str, log_df_z: Callable | None = None):
     """``forward(x, *params) -> (f(x), sum log|f'(x)|)`` and ``inverse(z, *params) -> f_inv(z)``
     from the entrywise ``f``, ``f_inv``, ``log_df``; a parameter is a scalar or an array that
-    broadcasts to the event shape, cast to the input's dtype. ``x, z: (B, ...)``, ``V: (B,)``.
+    broadcasts to the event shape; input and parameters are promoted (``jnp.result_type``). ``x, z: (B, ...)``, ``V: (B,)``.
     ``log_df_z(z) = log|f'(f_inv(z))|`` gives ``inverse.and_log_det(z) -> (x, V)``: V from the
     latent side, finite where ``x`` rounds onto the edge of the domain."""
 
@@ -39,22 +39,22 @@ def elementwise_pair(f: Callable, f_inv: Callable, log_df: Callable, name: str, 
                     f"{event} of input {tuple(x.shape)} (expected (B, ...) with an event shape the parameter "
                     f"broadcasts to)."
                 )
-        cast = lambda p: jnp.asarray(p).astype(x.dtype)  # noqa: E731
-        return [cast(p) for p in params], {k: cast(p) for k, p in kwargs.items()}
+        cast = lambda p: jnp.asarray(p).astype(jnp.result_type(x, *params, *kwargs.values()))  # noqa: E731
+        return cast(x), [cast(p) for p in params], {k: cast(p) for k, p in kwargs.items()}
 
     def log_det(fn, x, params, kwargs):
         return sum_except_batch(jnp.broadcast_to(fn(x, *params, **kwargs), x.shape).astype(x.dtype))
 
     def forward(x, *params, key=None, context=None, name=name, **kwargs):
-        params, kwargs = prepare(x, params, kwargs, name)
+        x, params, kwargs = prepare(x, params, kwargs, name)
         return f(x, *params, **kwargs), log_det(log_df, x, params, kwargs)
 
     def inverse(z, *params, key=None, context=None, name=name, **kwargs):
-        params, kwargs = prepare(z, params, kwargs, name)
+        z, params, kwargs = prepare(z, params, kwargs, name)
         return f_inv(z, *params, **kwargs)
 
     def and_log_det(z, *params, key=None, context=None, name=name, **kwargs):
-        params, kwargs = prepare(z, params, kwargs, name)
+        z, params, kwargs = prepare(z, params, kwargs, name)
         return f_inv(z, *params, **kwargs), log_det(log_df_z, z, params, kwargs)
 
     forward.__name__, inverse.__name__ = f"{name.lower()}_forward", f"{name.lower()}_inverse"

@@ -24,18 +24,19 @@ def _actnorm_params(x, loc, log_scale, axis, name):
     a = event_axis(x, axis, name, length=jnp.shape(loc)[0])
     shape = [1] * x.ndim
     shape[a] = -1
-    return jnp.reshape(loc, shape).astype(x.dtype), jnp.reshape(log_scale, shape).astype(x.dtype)
+    dt = jnp.result_type(x, loc, log_scale)
+    return x.astype(dt), jnp.reshape(loc, shape).astype(dt), jnp.reshape(log_scale, shape).astype(dt)
 
 
 def actnorm_forward(x, loc, log_scale, *, axis=-1, key=None, context=None, name="ActNorm"):
     """``(z, V)``: ``loc``, ``log_scale`` ``(C,)`` along ``axis`` of ``x`` ``(B, ..., C, ...)``."""
-    loc, log_scale = _actnorm_params(x, loc, log_scale, axis, name)
+    x, loc, log_scale = _actnorm_params(x, loc, log_scale, axis, name)
     positions = math.prod(x.shape[1:]) // log_scale.size
     return (x - loc) * jnp.exp(log_scale), _per_example(positions * jnp.sum(log_scale), x)
 
 
 def actnorm_inverse(z, loc, log_scale, *, axis=-1, key=None, context=None, name="ActNorm"):
-    loc, log_scale = _actnorm_params(z, loc, log_scale, axis, name)
+    z, loc, log_scale = _actnorm_params(z, loc, log_scale, axis, name)
     return z * jnp.exp(-log_scale) + loc
 
 
@@ -57,19 +58,21 @@ def _check_channels(x, weight, name):
     c = jnp.shape(weight)[-1]
     if x.shape[-1] != c:
         raise ValueError(f"{name}: expected input of shape (B, ..., {c}) (channels last), got {tuple(x.shape)}.")
-    return jnp.asarray(weight).astype(x.dtype)
+    dt = jnp.result_type(x, weight)
+    return jnp.asarray(weight).astype(dt), x.astype(dt)
 
 
 def conv1x1_forward(x, weight, log_det=None, *, key=None, context=None, name="Conv1x1"):
     """``(z, V)`` for ``x`` ``(B, ..., C)`` and ``weight`` ``(C, C)``; ``log_det``: ``log|det W|``
     if known (the LU form), else from ``slogdet``."""
-    w = _check_channels(x, weight, name)
+    w, x = _check_channels(x, weight, name)
     log_det = jnp.linalg.slogdet(w)[1] if log_det is None else jnp.asarray(log_det, x.dtype)
     return jnp.einsum("ij,...j->...i", w, x), _per_example(math.prod(x.shape[1:-1]) * log_det, x)
 
 
 def conv1x1_inverse(z, weight, log_det=None, *, key=None, context=None, name="Conv1x1"):
-    return jnp.einsum("ij,...j->...i", jnp.linalg.inv(_check_channels(z, weight, name)), z)
+    w, z = _check_channels(z, weight, name)
+    return jnp.einsum("ij,...j->...i", jnp.linalg.inv(w), z)
 
 
 def conv1x1_lu_weight(lower, upper, log_s, permutation, sign):

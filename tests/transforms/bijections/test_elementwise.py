@@ -217,3 +217,34 @@ def test_module_equals_its_pair(layer):
     np.testing.assert_allclose(jax.jit(lambda x: inv(x, **args))(z), x, rtol=1e-5)
     g = jax.grad(lambda x: jnp.sum(fwd(x, **args)[1]))(x)
     assert g.shape == x.shape and np.all(np.isfinite(g))
+
+
+def test_float32_input_through_float64_parameters_computes_in_float64():
+    """Issue 11, item 9: JAX's promotion (jnp.result_type of input and parameters), not a cast of
+    the parameters down to the input's dtype (which turned a log-det of 3e-10 into 0)."""
+    from flax import nnx
+
+    from survae_jax.transforms import ActNorm, AffineCoupling, Conv1x1
+
+    with jax.enable_x64(True):
+        x = jnp.full((2, 3), 0.5, jnp.float32)
+        eps = 1e-10
+        z, v = Scale(jnp.full((3,), 1 + eps, jnp.float64)).forward(x)
+        assert z.dtype == v.dtype == jnp.float64
+        np.testing.assert_allclose(v, 3 * math.log1p(eps), rtol=1e-6)
+        act = ActNorm(3, param_dtype=jnp.float64)
+        act.log_scale[...] = jnp.full((3,), eps, jnp.float64)
+        z, v = act.forward(x)
+        assert z.dtype == v.dtype == jnp.float64
+        np.testing.assert_allclose(v, 3 * eps, rtol=1e-6)
+        conv = Conv1x1(3, rngs=nnx.Rngs(0))
+        conv.weight = nnx.Param(jnp.diag(jnp.array([1 + eps, 1.0, 1.0], jnp.float64)))
+        z, v = conv.forward(x)
+        assert z.dtype == v.dtype == jnp.float64
+        np.testing.assert_allclose(v, math.log1p(eps), rtol=1e-6)
+        net = lambda h: jnp.tile(jnp.array([[eps, 0.0]], jnp.float64), (h.shape[0], 1))  # noqa: E731
+        coupling = AffineCoupling(net, scale_fn="exp", num_condition=2)
+        z, v = coupling.forward(x)
+        assert z.dtype == v.dtype == jnp.float64
+        np.testing.assert_allclose(v, eps, rtol=1e-6)
+        np.testing.assert_allclose(coupling.inverse(z), x, rtol=1e-12)
