@@ -26,6 +26,17 @@ class VAE(StochasticTransform):
         ``context=z``), e.g. ``ConditionalNormal(net)`` or ``ConditionalBernoulli(net)``.
       encoder: ``q(z|x)``, a conditional distribution or conditional flow (``context=x``).
 
+    Argument order: the decoder comes first, as in the reference code's ``VAE(decoder,
+    encoder)``: a layer is named by its generative direction (what ``inverse`` does). Pass them
+    by keyword, ``VAE(decoder=..., encoder=...)``, to make it plain. Swapped arguments are
+    caught on the first ``forward``, when the would-be encoder refuses ``x`` (its net expects
+    a latent); the error then says so.
+
+    Example (binarised MNIST, Appendix H.1, as ``survae_jax.experiments.vae``)::
+
+        Flow(StandardNormal((20,)), [VAE(decoder=ConditionalBernoulli(dec_net),   # z (B, 20) -> logits (B, 28, 28, 1)
+                                         encoder=ConditionalNormal(enc_net))])    # x -> (B, 40): mean, log-scale
+
     Shapes: ``x`` ``(B, ...)`` (floats, or integers for a discrete decoder) -> ``z``
     ``(B, ...)`` as the encoder gives it; ``V`` ``(B,)``.
 
@@ -55,7 +66,11 @@ class VAE(StochasticTransform):
         try:
             z, log_q = self.encoder.sample_and_log_prob(k_enc, context=x)
         except (ValueError, TypeError) as e:
-            raise ValueError(f"{self.name}: the encoder refused an input of shape {tuple(x.shape)}: {e}") from e
+            raise ValueError(
+                f"{self.name}: the encoder refused an input of shape {tuple(x.shape)}: {e} "
+                "(VAE takes the decoder p(x|z) first and the encoder q(z|x) second: "
+                "were the two swapped? Pass them as VAE(decoder=..., encoder=...).)"
+            ) from e
         if z.ndim < 1 or z.shape[0] != x.shape[0]:
             raise ValueError(
                 f"{self.name}: expected an encoder sample of shape ({x.shape[0]}, ...), got {tuple(z.shape)}."
