@@ -127,4 +127,3 @@ def test_cli_trains_evaluates_and_resumes(tmp_path):
     assert (out / "samples.png").exists()
     assert main(args + ["--steps", "6", "--resume"]) == 0
     assert json.loads((out / "metrics.json").read_text())["resumed_from"] == 4
-    assert main(["train", "vae", "--steps", "5", "--epochs", "2"]) == 2
