@@ -9,8 +9,9 @@ Adam 1e-3, training digits binarised afresh in each step. Contenders, run in tur
   and loss), compile excluded;
 * ``torch``: a PyTorch peer written here (plain ``nn.Linear`` layers, the same loss, batches
   drawn from a tensor in memory: the reference's loop without its DataLoader), when torch is
-  installed; ``--torch-threads`` intra-op threads (default 2, the reference's default on this
-  2-core CPU).
+  installed; ``--torch-threads`` intra-op threads (default 1: with 2, PyTorch's OpenMP
+  workers spin against the other processes of a loaded 2-core machine, and a 468-step round
+  had not finished after 5 minutes at load average 18).
 
 Reported: steps/s by wall clock and by process CPU time (all threads), medians over rounds, and
 the projected time of the 10-epoch schedule (4,680 steps). Usage:
@@ -89,7 +90,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--torch-threads", type=int, default=2)
+    p.add_argument("--torch-threads", type=int, default=1)
     args = p.parse_args()
     train_images, _ = V.load_binarized_mnist()
     runners = {"library": library_runner(train_images, args.steps)}

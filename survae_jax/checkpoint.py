@@ -38,10 +38,9 @@ class CheckpointError(RuntimeError):
 
     The message names the checkpoint folder (``<dir>/step_00001000``).
 
-    Raises: nothing itself; :func:`save_checkpoint` and :func:`restore_checkpoint` raise it (a
-    ``RuntimeError``).
+    Raised by :func:`save_checkpoint` and :func:`restore_checkpoint` (a ``RuntimeError``).
 
-    Source: this library (checkpoints of ``train``; DESIGN.md 'Speed').
+    Source: this library (checkpoints of ``train``; docs/design.md 'Speed').
     """
 
 
@@ -51,7 +50,7 @@ class CheckpointMismatchError(CheckpointError):
     The message gives the array index and both shapes/dtypes, e.g. stored ``(2, 64)`` float32
     against the model's ``(2, 128)`` float32.
 
-    Raises: nothing itself; :func:`restore_checkpoint` raises it (a :class:`CheckpointError`).
+    Raised by :func:`restore_checkpoint` (a :class:`CheckpointError`).
 
     Source: this library.
     """

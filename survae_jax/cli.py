@@ -42,8 +42,7 @@ class UsageError(Exception):
     The message is one line, ``survae-jax train: argument --steps: must be an integer >= 1,
     got 0`` (no shapes involved: it is about flags).
 
-    Raises: nothing itself; the parser raises it instead of exiting, and :func:`main` turns it
-    into exit status 2.
+    The parser raises it instead of exiting, and :func:`main` turns it into exit status 2.
 
     Source: this library.
     """
@@ -84,10 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     Sub-commands ``train <experiment>``, ``eval``, ``sample``, ``demo``. An experiment whose
     module fails to import is listed as unavailable rather than breaking the parser.
 
-    Raises: nothing when built; ``parse_args`` raises :class:`UsageError` (instead of exiting)
-    for bad flags.
+    ``parse_args`` raises :class:`UsageError` (instead of exiting) for bad flags.
 
-    Source: this library (STYLE.md: one CLI for every experiment; the registry of
+    Source: this library (docs/design.md: one CLI for every experiment; the registry of
     :mod:`survae_jax.experiments`).
     """
     from survae_jax.experiments import EXPERIMENT_MODULES, get_experiment
@@ -191,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     0 success, 2 bad usage, 1 a failure while running, 130 interrupted; each error is one line
     ``survae-jax: error: ...`` on stderr.
 
-    Raises: nothing (every exception becomes an exit status), except with ``SURVAE_DEBUG=1``,
-    which re-raises the original exception for its traceback.
+    Every exception becomes an exit status, except with ``SURVAE_DEBUG=1``, which re-raises the
+    original exception for its traceback.
 
     Source: this library.
     """

@@ -46,7 +46,7 @@ def evaluate(
     Raises:
       ValueError: arrays of ``data`` with different first-axis sizes.
 
-    Source: this library (DESIGN.md 'Speed': one jitted program, ``lax.map`` over batches);
+    Source: this library (docs/design.md 'Speed': one jitted program, ``lax.map`` over batches);
     ELBO/IWBO from Nielsen et al. 2020 and Burda et al. 2016.
     """
     fn = log_prob_fn or (lambda m, b, k: m.log_prob(b, key=k))

@@ -6,10 +6,10 @@ import math
 from typing import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from survae_jax.distributions.base import Array, Distribution
+from survae_jax.functional.compose import compose_forward, compose_inverse, split_key
 from survae_jax.transforms.base import Transform
 
 
@@ -18,13 +18,6 @@ def _need_key(key: Array | None, where: str) -> Array:
     if key is None:
         raise ValueError(f"{where} draws random numbers and needs a PRNG key (jax.random.key(...)), got None.")
     return key
-
-
-def _split(key: Array | None, n: int) -> list[Array | None]:
-    """``n`` independent keys from ``key`` (one per layer), or ``n`` Nones without a key."""
-    if key is None:
-        return [None] * n
-    return list(jax.random.split(key, n))
 
 
 class Flow(Distribution):
@@ -95,20 +88,10 @@ class Flow(Distribution):
 
     # ----------------------------------------------------------------- passes
     def _forward(self, x, key, context):
-        x = jnp.asarray(x)  # a NumPy float64 array must not ask for float64 with x64 off
-        keys = _split(key, len(self.transforms))
-        dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
-        total = jnp.zeros((x.shape[0],), dtype)
-        for t, k in zip(self.transforms, keys):
-            x, v = t.forward(x, key=k, context=context)
-            total = total + v
-        return x, total
+        return compose_forward(x, self.transforms, key=key, context=context, name=self.name)
 
     def _inverse(self, z, key, context):
-        keys = _split(key, len(self.transforms))
-        for t, k in zip(reversed(self.transforms), reversed(keys)):
-            z = t.inverse(z, key=k, context=context)
-        return z
+        return compose_inverse(z, self.transforms, key=key, context=context)
 
     def forward(self, x: Array, *, key: Array | None = None, context: Array | None = None):
         """Map data to the base's latent, X -> Z; return ``(z, V)``, ``V`` summed, ``(B,)`` nats.
@@ -133,7 +116,7 @@ class Flow(Distribution):
           ValueError: ``key=None`` while some layer's forward is stochastic.
         """
         c = self._context(context)
-        k_layers, k_base = _split(key, 2)
+        k_layers, k_base = split_key(key, 2)
         z, v = self._forward(x, k_layers, c)
         return v + self.base.log_prob(z, context=c, key=k_base)
 
@@ -144,10 +127,7 @@ class Flow(Distribution):
         """
         c = self._context(context)
         k_base, k_layers = jax.random.split(_need_key(key, f"{self.name}.sample"))
-        if c is not None and not self.base.conditional:
-            z = self.base.sample(k_base, self._num_samples(num_samples, c))
-        else:
-            z = self.base.sample(k_base, num_samples, context=c)
+        z = self.base.sample(k_base, num_samples, context=c)
         return self._inverse(z, k_layers, c)
 
     def sample_and_log_prob(self, key, num_samples=None, *, context=None):

@@ -25,8 +25,6 @@ def grid_points(bounds: Bounds = DEFAULT_BOUNDS, size: int = 300) -> np.ndarray:
       bounds: ``((lo1, hi1), (lo2, hi2))`` of the box, default ``[-4, 4]^2``.
       size: cells per axis.
 
-    Raises: nothing beyond NumPy's own errors (a malformed ``bounds`` fails to unpack).
-
     Source: this library (the density panels of the paper's Fig. 8, Nielsen et al. 2020).
     """
     (a0, b0), (a1, b1) = bounds

@@ -5,7 +5,7 @@ negative log-likelihood in nats, ``-mean(model.log_prob(batch, key=key))``, whic
 ELBO for flows with stochastic layers) with an optax optimizer (default Adam, lr 1e-3, as in
 Appendix I.1 of the SurVAE paper).
 
-How it is fast (DESIGN.md, "Speed"):
+How it is fast (docs/design.md, "Speed"):
 
 * the model is ``nnx.split`` once into a graph definition and its state; the hot loop is a plain
   ``jax.jit`` over ``(params, other state, optax state)``, not ``nnx.jit``/``nnx.Optimizer``;
@@ -58,9 +58,9 @@ LossFn = Callable[[nnx.Module, Any, Array], Array]
 class TrainingError(RuntimeError):
     """Training cannot go on: a NaN/inf loss, or data smaller than one batch (``N < B``).
 
-    Raises: nothing itself; :func:`train` raises it (a ``RuntimeError``).
+    Raised by :func:`train` (a ``RuntimeError``).
 
-    Source: this library (DESIGN.md 'Speed': the NaN check runs once per compiled block).
+    Source: this library (docs/design.md 'Speed': the NaN check runs once per compiled block).
     """
 
 
@@ -81,11 +81,11 @@ class TrainConfig:
 
     A batch is ``(batch_size, ...)``, e.g. ``(128, 2)`` for the toy data.
 
-    Raises: nothing itself (no validation here; :func:`train` raises :class:`TrainingError`
-    when the data hold fewer than ``batch_size`` examples).
+    No validation here: :func:`train` raises :class:`TrainingError` when the data hold fewer
+    than ``batch_size`` examples.
 
     Source: Appendix I.1 of the SurVAE paper (Nielsen et al. 2020) for the defaults (10,000
-    steps, batch 128); this library for the block/checkpoint fields (DESIGN.md 'Speed').
+    steps, batch 128); this library for the block/checkpoint fields (docs/design.md 'Speed').
     """
 
     steps: int = 10_000
@@ -114,9 +114,7 @@ class TrainResult:
       steps_per_second: steps done this session / ``wall_time_s``.
       resumed_from: the checkpoint step this session started from (``0`` for a fresh run).
 
-    Raises: nothing (a plain record).
-
-    Source: this library (DESIGN.md 'Speed': timings measured per block, compile excluded).
+    Source: this library (docs/design.md 'Speed': timings measured per block, compile excluded).
     """
 
     model: nnx.Module
@@ -141,8 +139,7 @@ def nll_loss(model: nnx.Module, batch: Array, key: Array) -> Array:
     Returns:
       A scalar, nats per example (not per dimension).
 
-    Raises: nothing beyond the model's own errors (``ValueError`` for a badly shaped batch) and
-    JAX's.
+    The model's errors pass through (``ValueError`` for a badly shaped batch).
 
     Source: maximum likelihood / the ELBO of SurVAE flows (Nielsen et al. 2020, Eq. 4).
     """
@@ -238,7 +235,7 @@ def train(
       CheckpointError: on resume, no checkpoint can be read (the newest one's error), or
         :class:`~survae_jax.checkpoint.CheckpointMismatchError`: one written by a different model.
 
-    Source: this library (DESIGN.md 'Speed': one jitted block of steps, plain ``jax.jit`` over
+    Source: this library (docs/design.md 'Speed': one jitted block of steps, plain ``jax.jit`` over
     the ``nnx.split`` state, donated buffers); Adam from Kingma & Ba 2015 with lr 1e-3 as in
     Appendix I.1 of the SurVAE paper.
     """

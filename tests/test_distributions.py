@@ -174,3 +174,19 @@ def test_conditional_categorical_closed_form():
     np.testing.assert_allclose(lp6, want6, rtol=1e-5)
     with pytest.raises(ValueError, match="ConditionalCategorical.*expected x of shape"):
         d.log_prob(x[:, :1], context=CTX)
+
+
+def test_unconditional_distributions_take_context_and_ignore_its_values():
+    """One context convention: with context and no num_samples, one draw per context row."""
+    from survae_jax.flow import Flow
+
+    ctx = jnp.full((5, 7), 3.0)
+    for d in (StandardNormal((3,)), StandardUniform((3,)), DiagonalNormal((3,)), Flow(StandardNormal((3,)), [])):
+        s = d.sample(KEY, context=ctx)
+        assert s.shape == (5, 3), type(d).__name__
+        np.testing.assert_array_equal(s, d.sample(KEY, 5))  # the values of context change nothing
+        np.testing.assert_array_equal(d.log_prob(s, context=ctx), d.log_prob(s))
+        s2, lp = d.sample_and_log_prob(KEY, context=ctx)
+        assert s2.shape == (5, 3) and lp.shape == (5,)
+        with pytest.raises(ValueError, match=r"num_samples=4 but context has batch size 5"):
+            d.sample(KEY, 4, context=ctx)

@@ -32,3 +32,14 @@ def test_vae_mnist_notebook_runs(tmp_path, monkeypatch):
         assert f"{name}: 5 steps" in outputs
     assert outputs.count("IWBO(100)") == 3
     assert "['VAE', 'VAE']" in outputs  # the hierarchical VAE is two VAE layers
+
+
+def _run(name, tmp_path):
+    nb = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+def test_custom_surjection_notebook_runs(tmp_path):
+    outputs = _run("custom_surjection.ipynb", tmp_path)
+    assert "ELBO:" in outputs and "chi2 log-density" in outputs

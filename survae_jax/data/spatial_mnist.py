@@ -41,8 +41,6 @@ class SpatialMNIST(NamedTuple):
     Fields: ``train (50000, 50, 2)``, ``valid (10000, 50, 2)``, ``test (10000, 50, 2)``;
     coordinates in ``[0, 28)``.
 
-    Raises: nothing (a ``NamedTuple``; no validation).
-
     Source: Edwards & Storkey 2017 (SpatialMNIST); splits as in Nielsen et al. 2020,
     Appendix I.2.
     """

@@ -23,28 +23,21 @@ def sum_except_batch(v: Array) -> Array:
 class Distribution(nnx.Module):
     """A (possibly conditional) distribution over batched tensors ``(B, *event_shape)``.
 
-    Every distribution of the library, every ``Flow`` included, follows this protocol, so that a
-    flow can stand wherever a distribution can: as the base of another flow, the encoder or
-    decoder of a :class:`~survae_jax.transforms.VAE`, or the ``q(z2|x)`` of an ``Augment``.
+    Every distribution, every ``Flow`` included, follows this protocol, so that a flow can stand
+    wherever a distribution can (base of another flow, encoder or decoder of a VAE, fibre
+    distribution of a surjection). One context convention: every method takes ``context`` and an
+    unconditional distribution ignores its values.
 
-    Methods:
-      log_prob(x, *, context=None, key=None) -> ``(B,)`` log-density in nats.
-      sample(key, num_samples=None, *, context=None) -> ``(B, *event_shape)``; an
-        unconditional distribution needs ``num_samples``; a conditional one draws one sample
-        per row of ``context`` (``num_samples`` must then be ``None`` or ``context.shape[0]``).
-      sample_and_log_prob(key, num_samples=None, *, context=None) -> ``(x, log_prob)``.
+    - ``log_prob(x, *, context=None, key=None) -> (B,)`` nats; ``key`` is used only by flows
+      with stochastic layers (a one-sample bound); exact distributions ignore it.
+    - ``sample(key, num_samples=None, *, context=None) -> (B, *event_shape)``: ``num_samples``
+      draws, or with ``context`` one draw per context row (``B = context.shape[0]``); a
+      conditional distribution needs ``context``.
+    - ``sample_and_log_prob(key, num_samples=None, *, context=None) -> (x, log_prob(x))``.
 
-    ``key`` in ``log_prob`` is accepted by every distribution so that flows with stochastic
-    layers (whose ``log_prob`` is a one-sample bound) share the protocol; exact distributions
-    ignore it. Class attribute ``exact`` tells whether ``log_prob`` is exact.
+    ``exact``: whether ``log_prob`` is exact; ``conditional``: whether ``context`` is required.
 
-    Raises (every subclass):
-      ValueError: ``x`` whose shape is not ``(B, *event_shape)``; ``sample`` without
-        ``num_samples`` (unconditional) or without ``context`` (conditional), or a
-        ``num_samples`` that disagrees with ``context.shape[0]``.
-
-    Source: Nielsen et al. (2020), Appendix H ("distributions and flows are interchangeable");
-    the protocol of distrax ``Distribution`` (``log_prob``, ``sample``, ``sample_and_log_prob``).
+    Source: Nielsen et al. (2020), Appendix H; the protocol of distrax ``Distribution``.
     """
 
     exact: ClassVar[bool] = True
@@ -70,18 +63,18 @@ class Distribution(nnx.Module):
         return type(self).__name__
 
     def _num_samples(self, num_samples: int | None, context: Array | None) -> int:
-        """Resolve the number of draws from ``num_samples`` and ``context``; raise on a mismatch."""
+        """The number of draws: ``num_samples``, or one per ``context`` row; raise on a mismatch."""
         if context is None:
             if self.conditional:
                 raise ValueError(f"{self.name} is conditional: sample(...) needs context=.")
             if num_samples is None:
-                raise ValueError(f"{self.name}.sample needs num_samples (an int).")
+                raise ValueError(f"{self.name}.sample needs num_samples (an int) or context=.")
             return int(num_samples)
         n = context.shape[0]
         if num_samples is not None and int(num_samples) != n:
             raise ValueError(
                 f"{self.name}.sample: num_samples={num_samples} but context has batch size {n}; "
-                "a conditional distribution draws one sample per context row."
+                "with context, one sample is drawn per context row."
             )
         return n
 

@@ -29,7 +29,7 @@ def get_experiment(name: str) -> Experiment:
       The module's ``EXPERIMENT`` instance (e.g. toy 2-D models on ``(N, 2)`` data, point-cloud
       models on ``(N, 50, 2)`` clouds).
 
-    Source: this library (STYLE.md: an experiment is a small config plus a model builder, run by
+    Source: this library (docs/design.md: an experiment is a small config plus a model builder, run by
     the one training loop and the one CLI).
 
     Raises:

@@ -183,9 +183,6 @@ def build_model(cfg: PointCloudConfig, *, key: jax.Array | None = None) -> Flow:
       initialised yet (``initialize_actnorm``, which the training loop runs). Forward maps
       data ``(B, 50, 2)`` in ``[0, 28)^2`` to latent ``(B, 50, 2)``.
 
-    Raises: nothing beyond JAX's and Flax's own errors (``cfg`` was validated by
-    :class:`PointCloudConfig`).
-
     Source: Nielsen et al. 2020, Appendix I.2 (PermuteFlow, SortFlow; Transformer conditioners
     of Vaswani et al. 2017 without/with positional encoding).
     """
@@ -204,7 +201,7 @@ def build_model(cfg: PointCloudConfig, *, key: jax.Array | None = None) -> Flow:
             Reverse(2, axis=-1),
             AffineCoupling(_transformer(cfg, 2, 4, half if sort else None, rngs),
                            axis=1, scale_fn=cfg.scale_fn),
-            Permute(axis=1, size=NUM_POINTS, key=jax.random.fold_in(k_perm, i)) if sort
+            Permute(axis=1, size=NUM_POINTS, rngs=nnx.Rngs(jax.random.fold_in(k_perm, i))) if sort
             else StochasticPermutation(axis=1),
         ]
     return Flow(StandardNormal((NUM_POINTS, 2)), layers)
@@ -268,7 +265,7 @@ def loss_fn(model: Flow, batch: jax.Array, key: jax.Array) -> jax.Array:
     Returns:
       A scalar, nats per cloud.
 
-    Raises: nothing beyond the flow's own errors (``ValueError`` for a badly shaped batch).
+    The flow's errors pass through (``ValueError`` for a badly shaped batch).
 
     Source: Nielsen et al. 2020, Appendix I.2 (training with Transformer dropout); the ELBO of
     Eq. 4.
@@ -285,8 +282,8 @@ def ppll(log_prob: jax.Array | np.ndarray) -> float:
 
     Returns a Python float (higher is better; paper: SortFlow -5.53).
 
-    Raises: nothing beyond NumPy's own errors (an empty array gives NaN with a warning; use
-    :func:`survae_jax.metrics.per_point_log_likelihood` for a checked version).
+    Unchecked: an empty array gives NaN with a warning; use
+    :func:`survae_jax.metrics.per_point_log_likelihood` for a checked version.
 
     Source: Nielsen et al. 2020, Appendix I.2 (PPLL).
     """
@@ -299,8 +296,8 @@ def iwbo_fn(num_samples: int, chunk_size: int):
     The function maps a batch ``(B, 50, 2)`` to the IWBO ``(B,)`` in nats with ``num_samples``
     importance samples, ``chunk_size`` at a time.
 
-    Raises: nothing when built; the returned function raises what ``Flow.iwbo`` raises
-    (``ValueError`` for bad sample/chunk counts or shapes).
+    The returned function raises what ``Flow.iwbo`` raises (``ValueError`` for bad sample/chunk
+    counts or shapes).
 
     Source: Burda et al. 2016 (IWBO); Nielsen et al. 2020, Appendix I.2 (k = 1000).
     """
@@ -317,8 +314,6 @@ def iwbo_metrics(flow: Flow, clouds, cfg: PointCloudConfig, *, key: jax.Array) -
 
     Returns:
       ``{"test_iwbo_ppll", "test_elbo_ppll_iwbo_subset", "iwbo_samples", "iwbo_examples"}``.
-
-    Raises: nothing beyond ``Flow.iwbo``'s and :func:`~survae_jax.evaluation.evaluate`'s errors.
 
     Source: Burda et al. 2016 (IWBO); Nielsen et al. 2020, Appendix I.2.
     """

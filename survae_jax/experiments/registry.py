@@ -1,6 +1,6 @@
 """``Experiment``: what the CLI and the runner need to know about one family of models.
 
-An experiment is a config dataclass plus a few builders (STYLE.md: "an experiment is a small
+An experiment is a config dataclass plus a few builders (docs/design.md: "an experiment is a small
 config plus a model builder, run by the one training loop and the one CLI"). The CLI adds the
 experiment's own flags, the runner (:mod:`survae_jax.experiments.runner`) trains, evaluates,
 plots and writes the run folder the same way for every experiment.
@@ -33,8 +33,6 @@ def num_parameters(model: nnx.Module) -> int:
     A parameter of shape ``(200, 100)`` counts 20,000; non-trained state (ActNorm flags, rng
     counters) is not counted.
 
-    Raises: nothing beyond Flax's own errors (``model`` must be an ``nnx`` graph).
-
     Source: this library (the ``num_parameters`` metric of each run).
     """
     return int(sum(np.size(p) for p in jax.tree.leaves(nnx.state(model, nnx.Param))))
@@ -55,7 +53,7 @@ class Experiment:
     ``NotImplementedError`` until a subclass overrides them; ``config_from_args`` /
     ``config_from_dict`` raise ``ValueError`` for values or fields the config rejects.
 
-    Source: this library (STYLE.md: "an experiment is a small config plus a model builder, run
+    Source: this library (docs/design.md: "an experiment is a small config plus a model builder, run
     by the one training loop and the one CLI").
     """
 

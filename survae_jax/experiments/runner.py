@@ -37,8 +37,7 @@ class RunError(RuntimeError):
 
     The message names the folder (e.g. ``runs/toy2d_checkerboard_baseline_s0``).
 
-    Raises: nothing itself; :func:`run_experiment` and :func:`load_run` raise it (a
-    ``RuntimeError``).
+    Raised by :func:`run_experiment` and :func:`load_run` (a ``RuntimeError``).
 
     Source: this library (the run folder layout of this module).
     """
@@ -101,7 +100,7 @@ def run_experiment(
     The metrics are in nats (``train_nats``, ``test_nats``; PPLL for point clouds) plus times
     in seconds; test data shapes are the experiment's (``(N, 2)``, ``(N, 50, 2)``).
 
-    Source: this library (STYLE.md: one training loop and one CLI for every experiment).
+    Source: this library (docs/design.md: one training loop and one CLI for every experiment).
     """
     t_start = time.perf_counter()
     _prepare_dir(run_dir)

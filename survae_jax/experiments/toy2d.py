@@ -130,8 +130,6 @@ def reference_init(model: nnx.Module, key: jax.Array) -> nnx.Module:
     Updates ``model`` in place and returns it. A kernel ``(fan_in, fan_out)`` keeps its shape
     and dtype.
 
-    Raises: nothing beyond JAX's and Flax's own errors.
-
     Source: PyTorch's default ``nn.Linear`` init, as used by the SurVAE reference code
     (github.com/didriknielsen/survae_flows).
     """
@@ -155,9 +153,6 @@ def coupling_layers(config: Toy2DConfig, rngs: nnx.Rngs, dim: int = 2) -> list:
 
     Returns a list of ``2 * num_couplings - 1`` layers; forward maps ``(B, dim) -> (B, dim)``.
 
-    Raises: nothing at build time beyond Flax's own errors (the config was validated by
-    :class:`Toy2DConfig`).
-
     Source: Nielsen et al. 2020, Appendix I.1 (coupling layers with MLP (200, 100) conditioners);
     affine coupling from Dinh et al. 2017 (Real NVP).
     """
@@ -176,9 +171,6 @@ def build_baseline(config: Toy2DConfig, rngs: nnx.Rngs) -> Flow:
 
     Forward maps data ``(B, 2)`` to latent ``(B, 2)``; ``log_prob`` is exact, nats.
 
-    Raises: nothing at build time beyond Flax's own errors (the config was validated by
-    :class:`Toy2DConfig`).
-
     Source: Nielsen et al. 2020, Appendix I.1 ("Baseline").
     """
     return Flow(StandardNormal((2,)), coupling_layers(config, rngs))
@@ -189,9 +181,6 @@ def build_symmetric_absflow(config: Toy2DConfig, rngs: nnx.Rngs) -> Flow:
 
     Forward maps data ``(B, 2)`` to latent ``(B, 2)``; ``log_prob`` is exact (fair sign coins
     give ``V = -2 log 2`` per point), nats.
-
-    Raises: nothing at build time beyond Flax's own errors (the config was validated by
-    :class:`Toy2DConfig`).
 
     Source: Nielsen et al. 2020, Appendix I.1 ("Symmetric AbsFlow").
     """
@@ -208,9 +197,6 @@ def build_antisymmetric_absflow(config: Toy2DConfig, rngs: nnx.Rngs) -> Flow:
     Forward maps data ``(B, 2)`` in ``(-4, 4)^2`` to the unit square ``(B, 2)``:
     ``z = (|x1| / 4, (x2 + 4) / 8)``; ``log p(x) = log(1/32) + log p(s | |x1|, x2)`` nats,
     exact. The classifier is ``MLP(2, 1, hidden)`` giving Bernoulli logits.
-
-    Raises: nothing at build time beyond Flax's own errors (the config was validated by
-    :class:`Toy2DConfig`).
 
     Source: Nielsen et al. 2020, Appendix I.1 ("Anti-Symmetric AbsFlow").
     """
@@ -231,9 +217,6 @@ def build_augmented(config: Toy2DConfig, rngs: nnx.Rngs) -> Flow:
     Forward maps data ``(B, 2)`` to latent ``(B, 4)`` (``Augment`` draws ``z2 ~ N(0, I)``
     ``(B, 2)``); ``log_prob`` is a one-sample ELBO in nats (``exact`` is False).
 
-    Raises: nothing at build time beyond Flax's own errors (the config was validated by
-    :class:`Toy2DConfig`).
-
     Source: Nielsen et al. 2020, Appendix H.4, Listing 2 (augmented flow, Huang et al. 2020).
     """
     return Flow(StandardNormal((4,)), [Augment(StandardNormal((2,)), 2)] + coupling_layers(config, rngs, 4))
@@ -245,9 +228,6 @@ def build_model(config: Toy2DConfig) -> Flow:
     The MLPs get the reference code's (PyTorch's) default init, :func:`reference_init`.
     Every model maps data ``(B, 2)`` forward to its latent (``(B, 2)``, or ``(B, 4)`` for
     ``augmented``).
-
-    Raises: nothing at build time beyond Flax's own errors (the config was validated by
-    :class:`Toy2DConfig`).
 
     Source: Nielsen et al. 2020, Appendix I.1 and H.4.
     """

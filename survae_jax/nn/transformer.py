@@ -1,6 +1,6 @@
 """A set-to-set Transformer conditioner for point-cloud couplings (Appendix I.2).
 
-Dropout and purity. A forward pass never draws hidden randomness (DESIGN.md), and a coupling
+Dropout and purity. A forward pass never draws hidden randomness (docs/design.md), and a coupling
 calls its conditioner as ``net(x_id)`` without a key. So a :class:`Transformer` is
 deterministic (no dropout) unless a dropout key has been put into it explicitly:
 :func:`with_dropout` returns a *copy* of any module (a whole flow) in which every Transformer
@@ -42,8 +42,6 @@ class DropoutKey(nnx.Variable):
 
     Shape: the raw data of one PRNG key, ``(2,)`` ``uint32`` for the default threefry key.
     State, not an ``nnx.Param``: never trained; :func:`with_dropout` sets it.
-
-    Raises: nothing of its own (a plain state container).
 
     Source: dropout, Srivastava et al. (2014), as used in the Transformer (Vaswani et al., 2017).
     """
@@ -175,8 +173,8 @@ def with_dropout(module: nnx.Module, key: Array | None) -> nnx.Module:
     Shapes: the copy maps the same shapes as ``module`` (a Transformer ``(B, N, d_in) ->
     (B, N, d_out)``); ``key`` is one PRNG key (shape ``()`` typed key).
 
-    Raises: nothing of its own; errors of ``nnx.clone`` or of ``jax.random.fold_in`` (a
-    ``key`` that is not a PRNG key) pass through.
+    Errors of ``nnx.clone`` or of ``jax.random.fold_in`` (a ``key`` that is not a PRNG key) pass
+    through.
 
     Source: dropout, Srivastava et al. (2014), as used in the Transformer (Vaswani et al., 2017).
     """

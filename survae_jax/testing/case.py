@@ -37,10 +37,9 @@ class PropertyError(AssertionError):
       properties: the names of the broken properties (see :data:`PROPERTIES`).
       failures: ``{property: message}``.
 
-    Raises: nothing itself (it is what the suite raises); a subclass of ``AssertionError`` so
-    pytest reports it as a test failure.
+    What the suite raises; a subclass of ``AssertionError`` so pytest reports it as a test failure.
 
-    Source: this library (DESIGN.md 'How a layer is checked').
+    Source: this library (docs/design.md 'How a layer is checked').
     """
 
     def __init__(self, layer: str, failures: Mapping[str, str]):

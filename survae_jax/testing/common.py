@@ -173,13 +173,14 @@ def _attempt(call):
 
 
 def _judge_error(cls, direction, shape, e) -> None:
-    """Pass for a ``ValueError`` naming the layer ``cls``; raise ``AssertionError`` otherwise."""
+    """Pass for a ``ValueError`` naming the layer ``cls`` (in its message or a note); raise
+    ``AssertionError`` otherwise."""
     if not isinstance(e, ValueError):
         raise AssertionError(
             f"{direction} of a wrong-shape input {shape} raised {type(e).__name__}, "
             f"expected ValueError naming {cls}: {str(e)[:200]}"
         )
-    if cls not in str(e):
+    if cls not in "\n".join([str(e), *getattr(e, "__notes__", ())]):  # a net's error, noted by the layer
         raise AssertionError(f"{direction} of a wrong-shape input {shape} raised ValueError without naming {cls}: {e}")
 
 

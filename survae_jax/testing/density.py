@@ -29,7 +29,7 @@ def grid(lo, hi, num: int) -> tuple[np.ndarray, float]:
       ValueError: ``lo``/``hi`` not scalars or length-1/2 sequences of the same length, or
         ``hi <= lo`` on some axis.
 
-    Source: the midpoint rule (this library's quadrature check, DESIGN.md 'How a layer is
+    Source: the midpoint rule (this library's quadrature check, docs/design.md 'How a layer is
     checked').
     """
     lo, hi = _bounds(lo, hi)
@@ -57,7 +57,7 @@ def integrate_density(flow, lo, hi, *, num: int = 400, chunk_size: int = 16384, 
       ValueError: bad bounds, or a flow whose ``log_prob`` is a bound (``exact`` False), or a
         NaN log-density on the grid.
 
-    Source: the midpoint rule; the exact-likelihood check of DESIGN.md 'How a layer is checked'
+    Source: the midpoint rule; the exact-likelihood check of docs/design.md 'How a layer is checked'
     (this library).
     """
     if not bool(getattr(flow, "exact", True)):
@@ -110,7 +110,7 @@ def check_density_integrates(
         the property ``'density_integrates'``.
       ValueError: see :func:`integrate_density`.
 
-    Source: the quadrature check of the project's DESIGN.md; change of variables, Appendix A.
+    Source: the quadrature check of the project's docs/design.md; change of variables, Appendix A.
     """
     value = integrate_density(flow, lo, hi, num=num, chunk_size=chunk_size, dtype=dtype)
     if not abs(value - expected) <= atol:

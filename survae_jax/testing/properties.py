@@ -28,8 +28,6 @@ def to_float64(tree):
     Shapes are kept: a ``(B, D)`` float32 leaf becomes ``(B, D)`` float64; integer, boolean and
     key leaves are left as they are.
 
-    Raises: nothing beyond JAX's own errors.
-
     Source: this library (the ``float64`` property; PLAN.md "float64 must work").
     """
     return jax.tree.map(lambda a: a.astype(jnp.float64) if _floating(a) else a, tree)

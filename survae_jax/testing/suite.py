@@ -35,7 +35,7 @@ def kind_of(transform) -> str:
       AttributeError: ``transform`` lacks the flags (not a ``Transform``).
 
     Source: the four kinds of layer of SurVAE flows (Nielsen et al. 2020): bijections,
-    stochastic transformations, generative and inference surjections; DESIGN.md 'How a layer
+    stochastic transformations, generative and inference surjections; docs/design.md 'How a layer
     is checked'.
     """
     f, i = bool(transform.stochastic_forward), bool(transform.stochastic_inverse)
@@ -62,7 +62,7 @@ def v_not_checked(transform) -> str | None:
     Raises:
       AttributeError: ``transform`` lacks the kind flags (see :func:`kind_of`).
 
-    Source: this library (DESIGN.md 'How a layer is checked': quadrature for exact layers,
+    Source: this library (docs/design.md 'How a layer is checked': quadrature for exact layers,
     ELBO/IWBO bounds for stochastic ones).
     """
     kind = kind_of(transform)
@@ -94,7 +94,7 @@ def not_applicable(transform, case: TransformCase | None = None) -> dict[str, st
     Raises:
       AttributeError: ``transform`` lacks the kind flags (see :func:`kind_of`).
 
-    Source: this library (DESIGN.md 'How a layer is checked'; right inverses from Appendix B).
+    Source: this library (docs/design.md 'How a layer is checked'; right inverses from Appendix B).
     """
     kind = kind_of(transform)
     a_kind = {"inference surjection": "an inference surjection", "stochastic": "a stochastic layer"}.get(
@@ -133,7 +133,7 @@ def not_checked(transform, case: TransformCase) -> dict[str, str]:
     Raises:
       AttributeError: ``transform`` lacks the kind flags (see :func:`kind_of`).
 
-    Source: this library (DESIGN.md 'How a layer is checked').
+    Source: this library (docs/design.md 'How a layer is checked').
     """
     if case.density is not None or "density" in not_applicable(transform, case):
         return {}
@@ -164,7 +164,7 @@ def check_property(prop: str, target, x=None, *, key=None, context=None, **case_
       PropertyError: the property broke; the message names the layer and the property.
       ValueError: an unknown property name.
 
-    Source: this library (DESIGN.md 'How a layer is checked').
+    Source: this library (docs/design.md 'How a layer is checked').
     """
     if prop not in _PROPERTY_FUNCTIONS:
         raise ValueError(f"check_property: unknown property {prop!r}; known: {PROPERTIES}.")
@@ -229,7 +229,7 @@ def check_transform(
       ValueError: an unknown name in ``properties``, or bad :class:`TransformCase` fields.
       TypeError: a transform without ``x``, or a case with ``x``.
 
-    Source: the property suite of this library (DESIGN.md 'How a layer is checked'); the
+    Source: the property suite of this library (docs/design.md 'How a layer is checked'); the
     registry-of-constructors design of FlowJAX's bijection tests; right inverses from the
     SurVAE paper's Appendix B (Nielsen et al. 2020).
     """
@@ -262,7 +262,9 @@ def check_transform(
     return report
 
 
-def _single(prop: str, doc: str):
+def _single(prop: str):
+    doc = inspect.cleandoc(_PROPERTY_FUNCTIONS[prop].__doc__ or "")
+
     def check(target, x=None, *, key=None, context=None, **case_kwargs) -> None:
         check_property(prop, target, x, key=key, context=context, **case_kwargs)
 
@@ -272,21 +274,11 @@ def _single(prop: str, doc: str):
         "Args: ``target`` (a TransformCase, or a transform with ``x`` ``(B, *event)``), ``key``,\n"
         "``context``, and TransformCase fields as keywords (tolerances...).\n\n"
         f"Raises: PropertyError naming the layer and the property ``{prop!r}``.\n\n"
-        "Source: this library's property suite (DESIGN.md 'How a layer is checked')."
+        "Source: this library's property suite (docs/design.md 'How a layer is checked')."
     )
     return check
 
 
-_DOCS = {p: inspect.cleandoc(_PROPERTY_FUNCTIONS[p].__doc__ or "") for p in PROPERTIES}
-check_shapes = _single("shapes", _DOCS["shapes"])
-check_round_trip = _single("round_trip", _DOCS["round_trip"])
-check_log_det = _single("log_det", _DOCS["log_det"])
-check_density = _single("density", _DOCS["density"])
-check_right_inverse = _single("right_inverse", _DOCS["right_inverse"])
-check_deterministic = _single("deterministic", _DOCS["deterministic"])
-check_key_required = _single("key_required", _DOCS["key_required"])
-check_jit = _single("jit", _DOCS["jit"])
-check_vmap = _single("vmap", _DOCS["vmap"])
-check_grad = _single("grad", _DOCS["grad"])
-check_float64 = _single("float64", _DOCS["float64"])
-check_bad_input = _single("bad_input", _DOCS["bad_input"])
+# one public check_<property> per property, in the order of PROPERTIES (each one's __name__ says which)
+(check_shapes, check_round_trip, check_log_det, check_density, check_right_inverse, check_deterministic,
+ check_key_required, check_jit, check_vmap, check_grad, check_float64, check_bad_input) = map(_single, PROPERTIES)

@@ -6,91 +6,15 @@ operation, holding its inference (Table 7) and generative (Table 6) directions) 
 returns ``(z, V)``; ``inverse`` maps Z -> X.
 """
 
-from survae_jax.transforms.base import (
-    Bijection,
-    GenerativeSurjection,
-    InferenceSurjection,
-    StochasticTransform,
-    Surjection,
-    Transform,
-)
-from survae_jax.transforms.bijections import (
-    ActNorm,
-    AdditiveCoupling,
-    AffineCoupling,
-    Conv1x1,
-    Coupling,
-    Logit,
-    Permute,
-    Reverse,
-    Scale,
-    Shift,
-    Sigmoid,
-    Softplus,
-    SoftplusInverse,
-    Squeeze2d,
-    Tanh,
-    initialize_actnorm,
-)
+from survae_jax.transforms.base import (Bijection, GenerativeSurjection, InferenceSurjection, StochasticTransform,
+                                        Surjection, Transform, generative_dual)
+from survae_jax.transforms.compose import Compose, Invert
+from survae_jax.transforms.bijections import (ActNorm, AdditiveCoupling, AffineCoupling, Conv1x1, Coupling,
+                                              ElementwiseBijection, Logit, Permute, Reverse, Scale, Shift, Sigmoid,
+                                              Softplus, SoftplusInverse, Squeeze2d, Tanh, initialize_actnorm)
 from survae_jax.transforms.stochastic import VAE, StochasticPermutation
-from survae_jax.transforms.surjections import (
-    AbsSurjection,
-    Augment,
-    GenerativeAbsSurjection,
-    GenerativeMaxSurjection,
-    GenerativeReLUSurjection,
-    GenerativeSortSurjection,
-    MaxPoolSurjection2d,
-    MaxSurjection,
-    ReLUSurjection,
-    RoundingSurjection,
-    Slice,
-    SortSurjection,
-    UniformDequantization,
-    VariationalDequantization,
-)
-
-__all__ = [
-    "Transform",
-    "Bijection",
-    "Surjection",
-    "GenerativeSurjection",
-    "InferenceSurjection",
-    "StochasticTransform",
-    # bijections
-    "ActNorm",
-    "AdditiveCoupling",
-    "AffineCoupling",
-    "Conv1x1",
-    "Coupling",
-    "Logit",
-    "Permute",
-    "Reverse",
-    "Scale",
-    "Shift",
-    "Sigmoid",
-    "Softplus",
-    "SoftplusInverse",
-    "Squeeze2d",
-    "Tanh",
-    "initialize_actnorm",
-    # inference surjections (Table 7)
-    "AbsSurjection",
-    "MaxSurjection",
-    "MaxPoolSurjection2d",
-    "ReLUSurjection",
-    "RoundingSurjection",
-    "Slice",
-    "SortSurjection",
-    # generative surjections (Table 6)
-    "Augment",
-    "GenerativeAbsSurjection",
-    "GenerativeMaxSurjection",
-    "GenerativeReLUSurjection",
-    "GenerativeSortSurjection",
-    "UniformDequantization",
-    "VariationalDequantization",
-    # stochastic layers
-    "VAE",
-    "StochasticPermutation",
-]
+from survae_jax.transforms.surjections import (AbsSurjection, Augment, GenerativeAbsSurjection,
+                                               GenerativeMaxPoolSurjection2d, GenerativeMaxSurjection,
+                                               GenerativeReLUSurjection, GenerativeSortSurjection, MaxPoolSurjection2d,
+                                               MaxSurjection, ReLUSurjection, RoundingSurjection, Slice,
+                                               SortSurjection, UniformDequantization, VariationalDequantization)

@@ -40,7 +40,7 @@ def test_mlp_errors_and_float64():
         assert m(jnp.ones((4, 2), jnp.float64)).dtype == jnp.float64
 
 
-def test_elementwise_params_interleaved():
+def test_elementwise_params_sequential():
     h = jnp.arange(12.0).reshape(2, 6)
     p = ElementwiseParams(2)(h)
     assert p.shape == (2, 3, 2)

@@ -7,10 +7,14 @@ Nets are built without zero-init so that the couplings are not the identity and 
 
 from __future__ import annotations
 
+import dataclasses
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from survae_jax.functional import ElementwiseFamily
 from survae_jax.nn import MLP, DenseNet
 from survae_jax.testing import TransformCase
 from survae_jax.transforms.bijections import (
@@ -18,6 +22,7 @@ from survae_jax.transforms.bijections import (
     AdditiveCoupling,
     AffineCoupling,
     Conv1x1,
+    Coupling,
     Logit,
     Permute,
     Reverse,
@@ -43,6 +48,19 @@ class FlatPointNet(nnx.Module):
         if x.ndim != 3 or x.shape[1:] != (self.n, 2):
             raise ValueError(f"FlatPointNet: expected (B, {self.n}, 2), got {tuple(x.shape)}.")
         return self.mlp(x.reshape(x.shape[0], -1)).reshape(x.shape[0], self.m, 2 * self.p)
+
+
+@dataclasses.dataclass(frozen=True)
+class SinhFamily(ElementwiseFamily):
+    """A user-written family: ``z = a sinh(x) + b`` with ``a = exp(theta_0)``, ``theta = (theta_0, b)``."""
+
+    num_params: ClassVar[int] = 2
+
+    def forward(self, x, theta):
+        return jnp.exp(theta[..., 0]) * jnp.sinh(x) + theta[..., 1], theta[..., 0] + jnp.log(jnp.cosh(x))
+
+    def inverse(self, z, theta):
+        return jnp.arcsinh((z - theta[..., 1]) * jnp.exp(-theta[..., 0]))
 
 
 def _normal(*shape):
@@ -121,6 +139,11 @@ CASES: list[TransformCase] = [
         context=_normal(3, 3),
     ),
     TransformCase(
+        "Coupling-user-family",
+        make=lambda k: Coupling(_mlp(2, 6, k), SinhFamily(), num_condition=2),
+        sample_input=_normal(3, 5),
+    ),
+    TransformCase(
         "AdditiveCoupling-vector",
         make=lambda k: AdditiveCoupling(_mlp(2, 2, k)),
         sample_input=_normal(3, 4),
@@ -146,7 +169,7 @@ CASES: list[TransformCase] = [
                   sample_input=_normal(3, 3)),
     TransformCase("Squeeze2d", make=lambda k: Squeeze2d(2), sample_input=_normal(2, 4, 4, 2),
                   bad_input=_normal(2, 3, 4, 2)),
-    TransformCase("Permute", make=lambda k: Permute(size=4, key=k), sample_input=_normal(3, 4)),
+    TransformCase("Permute", make=lambda k: Permute(size=4, rngs=nnx.Rngs(k)), sample_input=_normal(3, 4)),
     TransformCase("Reverse", make=lambda k: Reverse(4), sample_input=_normal(3, 4)),
     TransformCase("Reverse-points-axis1", make=lambda k: Reverse(5, axis=1), sample_input=_normal(2, 5, 2),
                   bad_input=_normal(2, 4, 2), bad_latent=_normal(2, 4, 2)),

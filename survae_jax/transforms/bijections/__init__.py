@@ -3,26 +3,8 @@
 from survae_jax.transforms.bijections.actnorm import ActNorm, initialize_actnorm
 from survae_jax.transforms.bijections.conv1x1 import Conv1x1
 from survae_jax.transforms.bijections.coupling import AdditiveCoupling, AffineCoupling, Coupling
-from survae_jax.transforms.bijections.elementwise import Logit, Sigmoid, Softplus, SoftplusInverse, Tanh
+from survae_jax.transforms.bijections.elementwise import (ElementwiseBijection, Logit, Sigmoid, Softplus,
+                                                          SoftplusInverse, Tanh)
 from survae_jax.transforms.bijections.permutation import Permute, Reverse
 from survae_jax.transforms.bijections.scale_shift import Scale, Shift
 from survae_jax.transforms.bijections.squeeze import Squeeze2d
-
-__all__ = [
-    "ActNorm",
-    "AdditiveCoupling",
-    "AffineCoupling",
-    "Conv1x1",
-    "Coupling",
-    "Logit",
-    "Permute",
-    "Reverse",
-    "Scale",
-    "Shift",
-    "Sigmoid",
-    "Softplus",
-    "SoftplusInverse",
-    "Squeeze2d",
-    "Tanh",
-    "initialize_actnorm",
-]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Sequence
 
@@ -10,61 +9,30 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from survae_jax.functional.linear import actnorm_forward, actnorm_init, actnorm_inverse
 from survae_jax.transforms.base import Array, Bijection, Transform
 
 
 class ActNormInitialized(nnx.Variable):
-    """State (not a trained parameter) holding whether an ``ActNorm`` has been initialised.
-
-    Holds a scalar bool array, shape ``()``: ``False`` at construction, ``True`` once
-    :func:`initialize_actnorm` has set ``loc`` and ``log_scale`` from data. An ``nnx.Variable``
-    but not an ``nnx.Param``, so optimisers filtering on ``nnx.Param`` leave it alone, and it is
-    saved and restored with the rest of the state (checkpoint round trips keep it).
-
-    Raises: nothing of its own (a plain state container).
-
-    Source: Glow (Kingma & Dhariwal, 2018), Section 3.1 (data-dependent initialisation).
-    """
-
-
-def _broadcast_shape(ndim: int, axis: int, n: int) -> tuple[int, ...]:
-    shape = [1] * ndim
-    shape[axis] = n
-    return tuple(shape)
+    """State (not an ``nnx.Param``, so optimisers leave it alone) holding a scalar bool: whether
+    :func:`initialize_actnorm` has set the ``ActNorm``'s parameters; saved with the checkpoint."""
 
 
 class ActNorm(Bijection):
-    """Activation normalisation: a per-feature affine map along one axis.
+    """``z = (x - loc) exp(log_scale)``, ``x = z exp(-log_scale) + loc``, ``V = n sum(log_scale)``,
+    with ``loc``, ``log_scale`` ``(num_features,)`` along ``axis`` and ``n`` the positions per
+    feature (``H * W`` for ``(B, H, W, C)``, ``N`` for ``(B, N, 2)`` with ``axis=-1``).
 
-    Forward (X -> Z): ``z = (x - loc) * exp(log_scale)``, ``loc`` and ``log_scale`` of shape
-    ``(num_features,)`` broadcast along ``axis``. V = ``(number of positions) * sum(log_scale)``
-    nats, where the number of positions is the product of the event sizes other than ``axis``
-    (``H * W`` for images ``(B, H, W, C)``, ``N`` for point clouds ``(B, N, 2)`` with
-    ``axis=-1``). Inverse (Z -> X): ``x = z * exp(-log_scale) + loc``.
+    The identity until :func:`initialize_actnorm` (an explicit step, not a flag flipped on first
+    call) sets ``loc`` to the per-feature mean and ``log_scale`` to ``-log(std + eps)`` of a
+    batch; the state ``initialized`` records it, so a restored checkpoint is not re-initialised.
+    ``axis`` is counted with the batch axis (``-1``: channels; ``1``: the points of ``(B, N, 2)``);
+    ``eps`` is added to the std; the maths runs in the input's dtype, not ``param_dtype``.
 
-    Data-dependent initialisation is an explicit step, not a flag flipped on first call: run
-    :func:`initialize_actnorm` once, outside ``jit``, on a batch of data; it sets ``loc`` to
-    the per-feature mean and ``log_scale`` to ``-log(std + eps)`` so that ``z`` has zero mean
-    and unit variance per feature, and sets the state ``initialized`` to ``True``. The flag is
-    part of the module's state (``nnx.state``), so a checkpoint round trip (``nnx.split`` /
-    ``nnx.merge``, orbax) keeps it and :func:`initialize_actnorm` does not run again. Before
-    initialisation the layer is the identity (``loc = 0``, ``log_scale = 0``).
-
-    Args:
-      num_features: the length of ``axis``.
-      axis: the feature axis, counted with the batch axis (``-1``: features of ``(B, D)``,
-        channels of NHWC ``(B, H, W, C)``, coordinates of ``(B, N, 2)``; ``1``: the points of
-        ``(B, N, 2)``). Not 0.
-      eps: added to the standard deviation at initialisation (a constant feature would
-        otherwise give ``log_scale = +inf``).
-      param_dtype: dtype of the parameters (float32); the maths runs in the input's dtype.
-
-    Raises:
-      ValueError: rank < 2, a non-floating input, or ``axis`` of a length other than
-        ``num_features``.
-
-    Source: Glow (Kingma & Dhariwal, 2018), Section 3.1; Appendix I.2 (ActNorm between steps).
+    Source: Glow (Kingma & Dhariwal, 2018), Section 3.1; Appendix I.2.
     """
+
+    functional = (actnorm_forward, actnorm_inverse)
 
     def __init__(self, num_features: int, *, axis: int = -1, eps: float = 1e-6, param_dtype=jnp.float32):
         if axis == 0:
@@ -76,55 +44,27 @@ class ActNorm(Bijection):
         self.log_scale = nnx.Param(jnp.zeros((self.num_features,), param_dtype))
         self.initialized = ActNormInitialized(jnp.array(False))
 
-    def _axis(self, x: Array) -> int:
-        self._check_input(x, min_ndim=2)
-        axis = self.axis % x.ndim
-        if axis == 0 or x.shape[axis] != self.num_features:
-            raise ValueError(
-                f"{self.name}: expected axis {self.axis} of length {self.num_features} (not the batch "
-                f"axis), got input of shape {tuple(x.shape)}."
-            )
-        return axis
+    def functional_args(self):
+        return {"loc": self.loc[...], "log_scale": self.log_scale[...], "axis": self.axis, "name": self.name}
 
-    def _params(self, x: Array, axis: int) -> tuple[Array, Array]:
-        shape = _broadcast_shape(x.ndim, axis, self.num_features)
-        return (self.loc[...].astype(x.dtype).reshape(shape),
-                self.log_scale[...].astype(x.dtype).reshape(shape))
-
-    def forward(self, x, *, key=None, context=None):
-        axis = self._axis(x)
-        loc, log_scale = self._params(x, axis)
-        positions = math.prod(x.shape[1:]) // self.num_features
-        v = positions * jnp.sum(log_scale)
-        return (x - loc) * jnp.exp(log_scale), jnp.broadcast_to(v, (x.shape[0],))
-
-    def inverse(self, z, *, key=None, context=None):
-        axis = self._axis(z)
-        loc, log_scale = self._params(z, axis)
-        return z * jnp.exp(-log_scale) + loc
-
-    def initialize(self, x: Array) -> None:
-        """Set ``loc``, ``log_scale`` from the batch ``x`` and mark initialised (outside jit).
-
-        Called by :func:`initialize_actnorm`; runs even when already initialised (the walk in
-        :func:`initialize_actnorm` is the one that skips initialised layers).
-        """
-        axis = self._axis(x)
-        reduce = tuple(i for i in range(x.ndim) if i != axis)
-        mean = jnp.mean(x, axis=reduce)
-        std = jnp.std(x, axis=reduce)
-        self.loc[...] = mean.astype(self.loc[...].dtype)
-        self.log_scale[...] = (-jnp.log(std + self.eps)).astype(self.log_scale[...].dtype)
+    def initialize(self, x: Array, *, keep_if_initialized: bool = False) -> None:
+        """Set ``loc``, ``log_scale`` from the batch ``x`` (:func:`~survae_jax.functional.actnorm_init`)
+        and mark initialised; with ``keep_if_initialized`` an initialised layer keeps its values
+        (chosen by ``jnp.where``: the same under ``nnx.jit`` as eagerly)."""
+        new = actnorm_init(x, axis=self.axis, eps=self.eps, num_features=self.num_features, name=self.name)
+        keep = self.initialized[...] if keep_if_initialized else jnp.array(False)
+        for var, value in zip((self.loc, self.log_scale), new):
+            var[...] = jnp.where(keep, var[...], value.astype(var[...].dtype))
         self.initialized[...] = jnp.array(True)
 
 
 def _chain(obj) -> tuple[list[Transform], object | None]:
-    """The transforms of ``obj`` (a Flow, a sequence or one transform) and its base, if a Flow."""
+    """The layers of ``obj`` (a Flow, a Compose, a sequence or one layer) and its base, if any."""
+    if hasattr(obj, "transforms"):
+        return list(obj.transforms), getattr(obj, "base", None)
     if isinstance(obj, Transform):
         return [obj], None
-    if hasattr(obj, "transforms") and hasattr(obj, "base"):
-        return list(obj.transforms), obj.base
-    if isinstance(obj, Sequence) or isinstance(obj, nnx.List):
+    if isinstance(obj, (Sequence, nnx.List)):
         return list(obj), None
     raise TypeError(
         f"initialize_actnorm: expected a Flow, a sequence of transforms or a transform, got {type(obj).__name__}."
@@ -132,51 +72,35 @@ def _chain(obj) -> tuple[list[Transform], object | None]:
 
 
 def initialize_actnorm(flow_or_transforms, x: Array, *, key: Array | None = None, context: Array | None = None):
-    """Data-dependent initialisation of every ``ActNorm`` on the data path, once, outside jit.
+    """Initialise every ``ActNorm`` on the data path from the batch ``x`` it receives; returns
+    ``flow_or_transforms`` (a Flow, a sequence of layers or one layer), updated in place.
 
-    Pushes the batch ``x`` ``(B, ...)`` through the chain in the forward direction (X -> Z);
-    each :class:`ActNorm` met whose ``initialized`` state is ``False`` is initialised from the
-    batch it receives (:meth:`ActNorm.initialize`), then the batch goes on through it. Layers
-    already initialised (for instance restored from a checkpoint) are left unchanged, so the
-    call is idempotent. When ``flow_or_transforms`` is a ``Flow`` whose base is itself a
-    ``Flow``, the walk continues into the base. ActNorms hidden inside other layers' nets are
-    not reached.
+    ``x`` goes through the chain (X -> Z; into ``Compose`` layers and a ``Flow`` base) with
+    ``key`` (needed if a stochastic layer comes first) and ``context``. An ActNorm whose
+    ``initialized`` state is set (e.g. restored) keeps its values, so the call is idempotent;
+    the same eagerly and under ``nnx.jit``. ActNorms off the path (inside a net) are not
+    reached: a ``UserWarning`` counts the uninitialised ones.
 
-    Args:
-      flow_or_transforms: a ``Flow``, a sequence of transforms, or one transform; updated in
-        place (NNX modules are mutable outside jit).
-      x: a batch of data ``(B, ...)``; use a large batch (the statistics are per feature).
-      key: a PRNG key, needed when a layer before an ActNorm is stochastic.
-      context: passed to every layer, as in ``Flow.forward``.
-
-    Returns:
-      ``flow_or_transforms``, initialised. An object without any ``ActNorm`` (any module) is
-      returned unchanged, so a training loop can call this on every model.
-
-    Warns:
-      UserWarning: some ActNorm inside the object is off the data path (e.g. in a VAE encoder)
-        and was left uninitialised.
-
-    Raises:
-      ValueError: called on traced values (inside ``jit``/``vmap``), or a layer's own checks.
-      TypeError: an argument that is none of the accepted kinds.
-
-    Source: Glow (Kingma & Dhariwal, 2018), Section 3.1 (data-dependent initialisation).
+    Source: Glow (Kingma & Dhariwal, 2018), Section 3.1.
     """
-    if isinstance(x, jax.core.Tracer):
-        raise ValueError("initialize_actnorm: run it once outside jit/vmap, on a concrete batch.")
     if not _actnorms(flow_or_transforms):
         return flow_or_transforms  # nothing to initialise (any module, e.g. a model without ActNorm)
-    _walk(flow_or_transforms, x, key, context)
-    left = [a for a in _actnorms(flow_or_transforms) if not bool(a.initialized[...])]
-    if left:
+    _, reached = _walk(flow_or_transforms, x, key, context)
+    off_path = [a for a in _actnorms(flow_or_transforms) if not any(a is r for r in reached)]
+    if off_path:  # counted with jax.debug.callback: the same warning eagerly and under nnx.jit
+        left = sum(jnp.logical_not(a.initialized[...]).astype(jnp.int32) for a in off_path)
+        jax.debug.callback(_warn_off_path, left)
+    return flow_or_transforms
+
+
+def _warn_off_path(left) -> None:
+    if int(left):
         warnings.warn(
-            f"initialize_actnorm: {len(left)} ActNorm layer(s) off the data path (inside another "
+            f"initialize_actnorm: {int(left)} ActNorm layer(s) off the data path (inside another "
             "layer's net or distribution) were not reached and stay the identity; initialise them "
             "with ActNorm.initialize(batch) on the batch they see.",
             stacklevel=2,
         )
-    return flow_or_transforms
 
 
 def _actnorms(obj) -> list[ActNorm]:
@@ -189,15 +113,24 @@ def _actnorms(obj) -> list[ActNorm]:
     return found
 
 
-def _walk(flow_or_transforms, x, key, context) -> None:
-    """Push ``x`` through the chain (X -> Z), initialising each uninitialised ActNorm met."""
-    transforms, base = _chain(flow_or_transforms)
-    if hasattr(flow_or_transforms, "_context"):  # ConditionalFlow embeds the context first
-        context = flow_or_transforms._context(context)
-    keys = [None] * len(transforms) if key is None else list(jax.random.split(key, len(transforms) + 1))
-    for i, t in enumerate(transforms):
-        if isinstance(t, ActNorm) and not bool(t.initialized[...]):
-            t.initialize(x)
-        x, _ = t.forward(x, key=keys[i], context=context)
-    if base is not None and hasattr(base, "transforms") and hasattr(base, "base"):
-        _walk(base, x, None if key is None else keys[-1], context)
+def _walk(chain, x, key, context) -> tuple[Array, list[ActNorm]]:
+    """Push ``x`` through ``chain`` (X -> Z, into Compose layers and a Flow base), initialising
+    each ActNorm met; ``(z, the ActNorms met)``."""
+    transforms, base = _chain(chain)
+    if hasattr(chain, "_context"):  # ConditionalFlow embeds the context first
+        context = chain._context(context)
+    keys = [None] * (len(transforms) + 1) if key is None else list(jax.random.split(key, len(transforms) + 1))
+    reached = []
+    for t, k in zip(transforms, keys):
+        if isinstance(t, ActNorm):
+            t.initialize(x, keep_if_initialized=True)
+            reached.append(t)
+        if hasattr(t, "transforms"):
+            x, inner = _walk(t, x, k, context)
+            reached += inner
+        else:
+            x, _ = t.forward(x, key=k, context=context)
+    if hasattr(base, "transforms") and hasattr(base, "base"):
+        x, inner = _walk(base, x, keys[-1], context)
+        reached += inner
+    return x, reached

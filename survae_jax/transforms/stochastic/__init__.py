@@ -2,5 +2,3 @@
 
 from survae_jax.transforms.stochastic.permutation import StochasticPermutation
 from survae_jax.transforms.stochastic.vae import VAE
-
-__all__ = ["VAE", "StochasticPermutation"]

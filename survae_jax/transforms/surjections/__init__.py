@@ -1,19 +1,10 @@
-"""Surjective layers of Tables 6 and 7 (both directions per operation), one file per operation.
+"""Surjective layers of Tables 6 and 7 (both directions per operation), one file per operation."""
 
-W3 and W4 append their exports below.
-"""
-
-# --- W3: abs, max, max-pool, sort (Tables 6 and 7; Appendices D, E, F, I.3)
 from survae_jax.transforms.surjections.abs import AbsSurjection, GenerativeAbsSurjection
+from survae_jax.transforms.surjections.dequantization import UniformDequantization, VariationalDequantization
 from survae_jax.transforms.surjections.max import GenerativeMaxSurjection, MaxSurjection
-from survae_jax.transforms.surjections.maxpool import MaxPoolSurjection2d
-from survae_jax.transforms.surjections.sort import GenerativeSortSurjection, SortSurjection
-
-# --- W4: slicing, ReLU, rounding, dequantization (Tables 6 and 7; Appendices H.2, H.3)
-from survae_jax.transforms.surjections.dequantization import (
-    UniformDequantization,
-    VariationalDequantization,
-)
+from survae_jax.transforms.surjections.maxpool import GenerativeMaxPoolSurjection2d, MaxPoolSurjection2d
 from survae_jax.transforms.surjections.relu import GenerativeReLUSurjection, ReLUSurjection
 from survae_jax.transforms.surjections.rounding import RoundingSurjection
 from survae_jax.transforms.surjections.slicing import Augment, Slice
+from survae_jax.transforms.surjections.sort import GenerativeSortSurjection, SortSurjection

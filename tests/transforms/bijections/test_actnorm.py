@@ -71,10 +71,18 @@ def test_init_walks_a_flow_and_its_flow_base():
     np.testing.assert_allclose(jnp.std(z, 0), 1.0, atol=1e-5)
 
 
-def test_init_refuses_to_run_under_jit():
-    a = ActNorm(2)
-    with pytest.raises(ValueError, match="initialize_actnorm"):
-        jax.jit(lambda x: initialize_actnorm(a, x) and x)(jnp.ones((4, 2)))
+def test_init_is_the_same_under_nnx_jit():
+    """No eager-only branch: under nnx.jit the init sets the same values, and runs once."""
+    x = _data(jax.random.key(0), (32, 3))
+    eager, jitted = ActNorm(3), ActNorm(3)
+    initialize_actnorm(eager, x)
+    init = nnx.jit(lambda a, x: initialize_actnorm(a, x) and None)
+    init(jitted, x)
+    assert bool(jitted.initialized[...])
+    np.testing.assert_allclose(jitted.loc[...], eager.loc[...], rtol=1e-6)
+    np.testing.assert_allclose(jitted.log_scale[...], eager.log_scale[...], rtol=1e-6)
+    init(jitted, x + 5.0)
+    np.testing.assert_allclose(jitted.loc[...], eager.loc[...], rtol=1e-6)
 
 
 def test_split_merge_round_trip_keeps_the_flag():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +13,8 @@ import pytest
 from flax import nnx
 
 from survae_jax.nn import MLP, ElementwiseParams
-from survae_jax.transforms.bijections import AdditiveCoupling, AffineCoupling
+from survae_jax import functional as F
+from survae_jax.transforms.bijections import AdditiveCoupling, AffineCoupling, Coupling
 
 
 class ConstNet(nnx.Module):
@@ -56,7 +59,7 @@ def test_exp_scale_never_overflows_in_v():
 
 
 def test_both_net_output_layouts_agree():
-    """net output (..., m * P) (read interleaved) or (..., m, P) (after ElementwiseParams)."""
+    """net output (..., m * P) (read sequentially) or (..., m, P) (after ElementwiseParams)."""
     mlp = MLP(2, 4, hidden=(8,), rngs=nnx.Rngs(1))
     x = jax.random.normal(jax.random.key(1), (3, 4))
     z1, v1 = AffineCoupling(mlp).forward(x)
@@ -129,8 +132,11 @@ def test_errors_name_layer_and_shapes():
         c.forward(jnp.ones((4, 1)))
     with pytest.raises(ValueError, match=r"AffineCoupling.*rank >= 2.*\(4,\)"):
         c.forward(jnp.ones((4,)))
-    with pytest.raises(ValueError, match=r"AffineCoupling: its net rejected the identity part of shape \(4, 2\)"):
+    # the net's own exception, re-raised with a note naming the layer and the shapes
+    with pytest.raises(ValueError, match=r"MLP: expected input") as info:
         c.forward(jnp.ones((4, 3)))
+    assert any("AffineCoupling: its net rejected the identity part of shape (4, 2)" in n
+               for n in info.value.__notes__)
     bad = AffineCoupling(MLP(1, 3, rngs=nnx.Rngs(0)))
     with pytest.raises(ValueError, match=r"AffineCoupling: the net maps .*\(4, 1\) to \(4, 3\); expected \(4, 2\) or \(4, 1, 2\)"):
         bad.forward(jnp.ones((4, 2)))
@@ -149,3 +155,40 @@ def test_float64_with_float32_net():
         z, v = c.forward(x)
         assert z.dtype == jnp.float64 and v.dtype == jnp.float64
         np.testing.assert_allclose(c.inverse(z), x, rtol=1e-12, atol=1e-12)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleOnly(F.ElementwiseFamily):
+    """A user's family: ``z = x * exp(a)``, one parameter per element."""
+
+    num_params: ClassVar[int] = 1
+
+    def forward(self, x, theta):
+        return x * jnp.exp(theta[..., 0]), theta[..., 0]
+
+    def inverse(self, z, theta):
+        return z * jnp.exp(-theta[..., 0])
+
+
+def test_user_family_goes_through_coupling():
+    """V of a user-written family through Coupling = log|det jacfwd| per example; round trip."""
+    c = Coupling(MLP(2, 3, hidden=(8,), activation=jnp.tanh, rngs=nnx.Rngs(8)), ScaleOnly(), num_condition=2)
+    x = jax.random.normal(jax.random.key(8), (3, 5))
+    z, v = c.forward(x)
+    jac = jax.vmap(jax.jacfwd(lambda r: c.forward(r[None])[0][0]))(x)
+    np.testing.assert_allclose(v, jnp.linalg.slogdet(jac)[1], rtol=1e-5, atol=1e-6)
+    assert abs(float(v[0])) > 1e-3  # not the identity
+    np.testing.assert_allclose(c.inverse(z), x, rtol=1e-5, atol=1e-6)
+
+
+def test_module_equals_its_pair_and_families_are_one_coupling():
+    net = MLP(2, 4, hidden=(8,), rngs=nnx.Rngs(9))
+    x = jax.random.normal(jax.random.key(9), (3, 4))
+    for layer, family in [(AffineCoupling(net, scale_fn="softplus"), F.Affine("softplus")),
+                          (AdditiveCoupling(MLP(2, 2, rngs=nnx.Rngs(9))), F.Additive())]:
+        assert isinstance(layer, Coupling) and layer.family == family
+        z, v = F.coupling_forward(x, layer.net, family)
+        np.testing.assert_array_equal(layer.forward(x)[0], z)
+        np.testing.assert_array_equal(layer.forward(x)[1], v)
+        np.testing.assert_array_equal(layer.inverse(z), F.coupling_inverse(z, layer.net, family))
+    assert hash(F.Affine("exp")) == hash(F.Affine("exp")) and F.Affine("exp") != F.Affine("sigmoid")

@@ -9,6 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from survae_jax import functional as F
+from survae_jax.testing import check_transform
+from survae_jax.transforms import ElementwiseBijection
 from survae_jax.transforms.bijections import Logit, Scale, Shift, Sigmoid, Softplus, SoftplusInverse, Tanh
 
 
@@ -163,3 +166,54 @@ def test_documented_v_in_both_directions(layer, v_of_z, x):
     np.testing.assert_allclose(v, log_dz, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(v, jnp.sum(v_of_z(z), axis=1), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(log_dx, -v, rtol=1e-4, atol=1e-5)
+
+
+class Power(ElementwiseBijection):
+    """A user's elementwise layer on (0, inf): ``z = x^p``, ``V = sum log(p x^(p-1))``."""
+
+    functional = F.elementwise_pair(lambda x, p: x**p, lambda z, p: z ** (1 / p),
+                                    lambda x, p: jnp.log(p * x ** (p - 1)), "Power")
+
+    def __init__(self, p):
+        self.p = p
+
+    def functional_args(self):
+        return {**super().functional_args(), "p": self.p}
+
+
+class Sinh(ElementwiseBijection):  # the docstring's example
+    functional = F.elementwise_pair(jnp.sinh, jnp.arcsinh, lambda x: jnp.log(jnp.cosh(x)), "Sinh")
+
+
+def test_docstring_example_layer():
+    x = jnp.array([[0.5, -1.0, 2.0]])
+    z, v = Sinh().forward(x)
+    np.testing.assert_allclose(z, np.sinh(x), rtol=1e-6)
+    np.testing.assert_allclose(v, [np.sum(np.log(np.cosh(np.asarray(x))))], rtol=1e-6)
+    np.testing.assert_allclose(Sinh().inverse(z), x, rtol=1e-6)
+
+
+def test_user_elementwise_layer_passes_check_transform():
+    x = jax.random.uniform(jax.random.key(0), (3, 4), minval=0.5, maxval=2.0)
+    report = check_transform(Power(1.5), x, bad_input=lambda k: jnp.zeros(()), bad_latent=lambda k: jnp.zeros(()))
+    assert report["log_det"] == report["round_trip"] == "passed"
+    z, v = Power(1.5).forward(x)
+    np.testing.assert_allclose(v, jnp.sum(jnp.log(1.5 * jnp.sqrt(x)), axis=1), rtol=1e-6)
+    with pytest.raises(ValueError, match="Power: expected a floating-point input"):
+        Power(2.0).forward(jnp.ones((2, 3), jnp.int32))
+
+
+@pytest.mark.parametrize("layer", [Sigmoid(), Logit(0.05), Softplus(), SoftplusInverse(), Tanh(),
+                                   Scale(jnp.array([2.0, -0.5, 1.0, 3.0])), Shift(0.3)],
+                         ids=lambda l: type(l).__name__)
+def test_module_equals_its_pair(layer):
+    """The module calls its pure pair with its parameters; the pair works under jit and grad."""
+    x = jax.random.uniform(jax.random.key(1), (2, 4), minval=0.1, maxval=0.9)
+    fwd, inv = type(layer).functional
+    args = layer.functional_args()
+    z, v = fwd(x, **args)
+    np.testing.assert_array_equal(layer.forward(x)[0], z)
+    np.testing.assert_array_equal(layer.forward(x)[1], v)
+    np.testing.assert_allclose(jax.jit(lambda x: inv(x, **args))(z), x, rtol=1e-5)
+    g = jax.grad(lambda x: jnp.sum(fwd(x, **args)[1]))(x)
+    assert g.shape == x.shape and np.all(np.isfinite(g))

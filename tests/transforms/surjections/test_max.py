@@ -12,6 +12,7 @@ import pytest
 
 from survae_jax.distributions import ConditionalCategorical, StandardNormal
 from survae_jax.flow import Flow
+from survae_jax.functional import generative_max_inverse, max_forward, max_inverse
 from survae_jax.transforms.surjections import GenerativeMaxSurjection, MaxSurjection
 
 KEYS = jax.random.split(jax.random.key(0), 100)
@@ -144,17 +145,31 @@ def test_float64_and_jit():
 
 
 def test_errors_name_the_layer():
-    with pytest.raises(ValueError, match=r"MaxSurjection: expected x with 3 values on axis -1.*\(2, 4\)"):
+    with pytest.raises(ValueError, match=r"MaxSurjection: expected 3 values on axis -1.*\(2, 4\)"):
         MaxSurjection(3).forward(jnp.ones((2, 4)))
-    with pytest.raises(ValueError, match=r"MaxSurjection: expected z with length 1 on axis -1.*\(2, 3\)"):
+    with pytest.raises(ValueError, match=r"MaxSurjection: expected the max with length 1 on axis -1.*\(2, 3\)"):
         MaxSurjection(3, keepdims=True).inverse(jnp.ones((2, 3)), key=jax.random.key(0))
     with pytest.raises(ValueError, match="MaxSurjection.inverse is stochastic"):
         MaxSurjection(3).inverse(jnp.ones((2,)))
     with pytest.raises(ValueError, match="GenerativeMaxSurjection.forward is stochastic"):
         GenerativeMaxSurjection(3).forward(jnp.ones((2,)))
-    with pytest.raises(ValueError, match=r"GenerativeMaxSurjection: expected z with 3 values"):
+    with pytest.raises(ValueError, match=r"GenerativeMaxSurjection: expected 3 values"):
         GenerativeMaxSurjection(3).inverse(jnp.ones((2, 2)))
     with pytest.raises(ValueError, match="batch axis"):
         MaxSurjection(3, axis=0)
     with pytest.raises(ValueError, match="MaxSurjection.*floating"):
         MaxSurjection(2).forward(jnp.ones((2, 2), jnp.int32))
+
+
+def test_functional_pair_jit_vmap_grad():
+    """The pure pair with plain arrays: dV/dx_j = z - x_j (j != k), dV/dx_k = -sum_{j != k} (z - x_j)."""
+    x = jnp.array([[0.5, 2.0, -1.0], [1.0, 0.0, 0.25]])
+    z, v = jax.jit(lambda x: max_forward(x, size=3))(x)
+    zm, vm = MaxSurjection(3).forward(x)
+    np.testing.assert_array_equal(z, zm)
+    np.testing.assert_allclose(v, vm, rtol=1e-6)
+    g = jax.grad(lambda x: jnp.sum(max_forward(x, size=3)[1]))(x)
+    np.testing.assert_allclose(g, [[1.5, -(1.5 + 3.0), 3.0], [-(1.0 + 0.75), 1.0, 0.75]], rtol=1e-6)
+    xs = jax.vmap(lambda k: max_inverse(z, key=k, size=3))(KEYS[:10])
+    back = jax.vmap(lambda xx: generative_max_inverse(xx, size=3))(xs)  # max of the drawn x: z again
+    np.testing.assert_array_equal(back, jnp.broadcast_to(z, (10, 2)))

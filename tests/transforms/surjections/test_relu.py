@@ -2,7 +2,7 @@
 
 Exact values at zeros and at negative/positive entries, the half-normal default's
 normalisation on the fibre of 0, the learned scale, and no NaN anywhere (values and grads).
-The 100-key right-inverse checks run in the registry (``cases_inference_w4.py``,
+The 100-key right-inverse checks run in the registry (``cases_inference.py``,
 ``cases_generative.py``).
 """
 
@@ -18,11 +18,8 @@ import pytest
 from survae_jax.distributions import Distribution
 from survae_jax.flow import Flow
 from survae_jax.testing import integrate_density
-from survae_jax.transforms.surjections.relu import (
-    GenerativeReLUSurjection,
-    ReLUSurjection,
-    _half_normal_log_prob,
-)
+from survae_jax.functional.max import half_normal_log_prob
+from survae_jax.transforms.surjections.relu import GenerativeReLUSurjection, ReLUSurjection
 
 LOG_HALF_NORMAL_AT_0 = math.log(2.0) - 0.5 * math.log(2.0 * math.pi)  # log(2 phi(0))
 
@@ -37,7 +34,7 @@ def test_half_normal_default_is_a_density_on_the_fibre():
         n = 200_000
         h = 12.0 / n
         m = (jnp.arange(n) + 0.5) * h
-        mass = float(jnp.sum(jnp.exp(_half_normal_log_prob(m, jnp.zeros(())))) * h)
+        mass = float(jnp.sum(jnp.exp(half_normal_log_prob(m, jnp.zeros(())))) * h)
     assert abs(mass - 1.0) < 1e-8, mass
 
 
@@ -84,6 +81,13 @@ def test_relu_scale_net():
     np.testing.assert_allclose(np.mean(-xs), math.exp(0.7) * math.sqrt(2 / math.pi), atol=0.06)
     with pytest.raises(ValueError, match="ReLUSurjection.*scale_net"):
         ReLUSurjection(lambda z: z[:, :1]).forward(jnp.zeros((2, 3)))
+
+    def refusing_net(z):
+        raise TypeError("the net refuses")
+
+    with pytest.raises(TypeError, match="the net refuses") as info:  # the net's own error, with a note
+        GenerativeReLUSurjection(refusing_net).forward(jnp.zeros((2, 3)), key=jax.random.key(0))
+    assert "GenerativeReLUSurjection: raised by scale_net on a tensor of shape (2, 3)." in info.value.__notes__
 
 
 def test_generative_relu_values():

@@ -1,6 +1,6 @@
 """Slice (inference slicing, Table 7) and Augment (generative slicing, Table 6 / App. H.3).
 
-The registry (``cases_inference_w4.py``, ``cases_generative.py``) runs the kind's properties,
+The registry (``cases_inference.py``, ``cases_generative.py``) runs the kind's properties,
 the 100-key right-inverse check included; here: exact values, quadrature and errors.
 """
 
@@ -105,7 +105,8 @@ def test_slice_errors():
         Slice(1, axis=0)
     with pytest.raises(ValueError, match="Slice"):
         Slice(0)
-    with pytest.raises(ValueError, match="Slice.*decoder"):  # decoder net expects 1 input
+    # the decoder's net expects 1 input: its own error (TypeError), with a note naming Slice
+    with pytest.raises(TypeError, match=r"Slice: raised by its decoder .*\(3, 2\)"):
         Slice(2, ConditionalNormal(_fixed_linear(_DECODER_KERNEL, _DECODER_BIAS))).forward(jnp.zeros((3, 4)))
 
 

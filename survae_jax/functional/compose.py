@@ -1,0 +1,58 @@
+"""A chain of layers as one pure pair: ``V`` summed, one key per layer (Eq. 4 of the appendix)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+def split_key(key: Array | None, n: int) -> list[Array | None]:
+    """``n`` independent keys from ``key`` (one per layer), or ``n`` Nones without a key."""
+    return [None] * n if key is None else list(jax.random.split(key, n))
+
+
+def _located(where: str, call):
+    """``call()``; a layer's ``ValueError`` is re-raised saying where it sits (``where``)."""
+    try:
+        return call()
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from e
+
+
+def compose_forward(x: Array, transforms: Sequence, *, key=None, context=None, name="compose_forward"):
+    """``(z, V)``: ``x`` through every layer's ``forward`` (data side first), ``V = sum_l V_l``."""
+    x = jnp.asarray(x)  # a NumPy float64 array must not ask for float64 with x64 off
+    if x.ndim < 1:
+        raise ValueError(f"{name}: expected a batch (B, ...), got shape {tuple(x.shape)}.")
+    total = jnp.zeros((x.shape[0],), x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32)
+    for i, (t, k) in enumerate(zip(transforms, split_key(key, len(transforms)))):
+        x, v = _located(f"{name}: transforms[{i}] ({type(t).__name__})", lambda: t.forward(x, key=k, context=context))
+        total = total + v
+    return x, total
+
+
+def compose_inverse(z: Array, transforms: Sequence, *, key=None, context=None, name="compose_inverse") -> Array:
+    """``x``: ``z`` through every layer's ``inverse``, latent side first (the same keys as forward)."""
+    if jnp.ndim(z) < 1:
+        raise ValueError(f"{name}: expected a batch (B, ...), got shape {tuple(jnp.shape(z))}.")
+    keys = split_key(key, len(transforms))
+    for i in reversed(range(len(transforms))):
+        t, k = transforms[i], keys[i]
+        z = _located(f"{name}: transforms[{i}] ({type(t).__name__})", lambda: t.inverse(z, key=k, context=context))
+    return z
+
+
+def invert_forward(z: Array, bijection, *, key=None, context=None):
+    """``(x, -V)`` with ``x = bijection.inverse(z)`` and ``V`` the bijection's ``log|det dz/dx|`` at ``x``."""
+    where = f"Invert({type(bijection).__name__})"
+    x = _located(where, lambda: bijection.inverse(z, key=key, context=context))
+    return x, -_located(where, lambda: bijection.forward(x, key=key, context=context))[1]
+
+
+def invert_inverse(x: Array, bijection, *, key=None, context=None) -> Array:
+    """``bijection.forward(x)[0]``."""
+    return _located(f"Invert({type(bijection).__name__})", lambda: bijection.forward(x, key=key, context=context))[0]

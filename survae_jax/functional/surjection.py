@@ -1,0 +1,139 @@
+"""Surjections written once: an inference surjection and the generic dual that gives Table 6.
+
+A surjective operation is described by its fibres (Appendix B): ``split(x) -> (z, s)`` maps data
+to the latent ``z = f(x)`` and the coordinate ``s`` of ``x`` on the fibre ``f^{-1}(z)`` (the sign
+bits of abs, the argmax and the gaps of max, the permutation of sort, the dropped part of a
+slice, the fractional part of rounding); ``merge(z, s) -> x`` puts them back together; a fibre
+distribution ``p(s|z)`` says where on the fibre ``x`` lies; ``log_volume(z, s)`` is
+``log|det d(z, s)/dx|`` of the bijection ``x -> (z, s)`` over its continuous coordinates (0 for
+abs, max, sort, slicing; ``D * num_bits * log 2`` when dequantization rescales by
+``2^-num_bits``; ``log|2x|`` for a square).
+
+Inference surjection (Table 7), deterministic ``forward``:
+
+- forward: ``(z, s) = split(x)``, ``V = log p(s|z) + log_volume``, exact (Appendix B, by the
+  change of variables ``p(x) = p(z) p(s|z) |det d(z, s)/dx|``);
+- inverse: ``s ~ p(s|z)``, ``x = merge(z, s)``; ``split(merge(z, s))[0] == z``.
+
+Its generative dual (Table 6) swaps the roles, as ``Invert`` does for a bijection, and negates V:
+
+- forward: ``s ~ q(s|x)``, ``z = merge(x, s)``, ``V = -log q(s|x) - log_volume``, a one-sample
+  bound term (Appendix A, Eq. 4);
+- inverse: ``x = split(z)[0]``; ``inverse(forward(x)) == x``.
+
+A fibre distribution is anything with ``log_prob(s, *, context, key)``, ``sample(key, *,
+context)`` and ``sample_and_log_prob(key, *, context)`` drawing one ``s`` per row of ``context``
+(the conditioning tensor is the layer's latent ``z`` for ``p(s|z)`` and its input ``x`` for
+``q(s|x)``): the library's distributions and flows, or a plain object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Surjective:
+    """One surjective operation (see the module docstring); ``name`` words the errors, ``fibre``
+    is the default ``p(s|z)``, ``log_volume=None`` means 0, and ``check_latent(z)`` refuses a
+    latent-side tensor of the wrong shape or dtype before a fibre is sampled for it."""
+
+    name: str
+    split: Callable[[Array], tuple[Array, Any]]
+    merge: Callable[[Array, Any], Array]
+    fibre: Any
+    log_volume: Callable[[Array, Any], Array] | None = None
+    check_latent: Callable[[Array], None] | None = None
+
+    def volume(self, z: Array, s: Any) -> Array | float:
+        return 0.0 if self.log_volume is None else self.log_volume(z, s)
+
+    def checked(self, z: Array) -> Array:
+        if self.check_latent is not None:
+            self.check_latent(z)
+        return z
+
+
+def require_key(key: Array | None, where: str) -> Array:
+    """``key``, or ``ValueError`` saying that ``where`` is stochastic and needs one."""
+    if key is None:
+        raise ValueError(f"{where} is stochastic and needs a PRNG key: call it with key=jax.random.key(...).")
+    return key
+
+
+def _promote(v: Array, like: Array) -> Array:
+    """``v`` promoted with a floating ``like`` (never downcast)."""
+    if not jnp.issubdtype(like.dtype, jnp.floating):
+        return v
+    return v.astype(jnp.result_type(v.dtype, like.dtype))
+
+
+class Fibre:
+    """Base of the parameter-free fibres: subclasses give ``log_prob(s, *, context, key=None) -> (B,)``
+    and ``sample(key, *, context)``; ``sample_and_log_prob`` comes from the two."""
+
+    exact = True
+
+    def sample_and_log_prob(self, key, *, context):
+        s = self.sample(key, context=context)
+        return s, self.log_prob(s, context=context)
+
+
+def inference_forward(op: Surjective, x: Array, fibre=None, *, key=None, context=None):
+    """``(z, V)`` with ``(z, s) = split(x)`` and ``V = log p(s|z) + log_volume`` (Table 7)."""
+    fibre = op.fibre if fibre is None else fibre
+    z, s = op.split(x)
+    v = fibre.log_prob(s, context=z, key=key) + op.volume(z, s)
+    return z, _promote(v, z)
+
+
+def inference_inverse(op: Surjective, z: Array, fibre=None, *, key=None, context=None):
+    """``x = merge(z, s)`` with ``s ~ p(s|z)`` drawn from ``key``."""
+    key = require_key(key, f"{op.name}.inverse")
+    fibre = op.fibre if fibre is None else fibre
+    return op.merge(z, fibre.sample(key, context=op.checked(z)))
+
+
+def generative_forward(op: Surjective, x: Array, fibre=None, *, key=None, context=None):
+    """``(z, V)`` with ``s ~ q(s|x)``, ``z = merge(x, s)``, ``V = -log q(s|x) - log_volume`` (Table 6)."""
+    key = require_key(key, f"Generative{op.name}.forward")
+    fibre = op.fibre if fibre is None else fibre
+    s, log_q = fibre.sample_and_log_prob(key, context=op.checked(x))
+    z = op.merge(x, s)
+    return z, _promote(-(log_q + op.volume(x, s)), z)
+
+
+def generative_inverse(op: Surjective, z: Array, fibre=None, *, key=None, context=None):
+    """``x = split(z)[0]``: deterministic."""
+    return op.split(z)[0]
+
+
+def inference_pair(make_op: Callable[..., Surjective]):
+    """The public pair ``(forward, inverse)`` of the inference surjection ``make_op(**config)``;
+    both take ``(tensor, fibre=None, *, key=None, context=None, **config)``."""
+
+    def forward(x, fibre=None, *, key=None, context=None, **config):
+        return inference_forward(make_op(**config), x, fibre, key=key, context=context)
+
+    def inverse(z, fibre=None, *, key=None, context=None, **config):
+        return inference_inverse(make_op(**config), z, fibre, key=key, context=context)
+
+    return forward, inverse
+
+
+def generative_pair(make_op: Callable[..., Surjective]):
+    """The public pair ``(forward, inverse)`` of the generative dual of ``make_op(**config)``."""
+
+    def forward(x, fibre=None, *, key=None, context=None, **config):
+        return generative_forward(make_op(**config), x, fibre, key=key, context=context)
+
+    def inverse(z, fibre=None, *, key=None, context=None, **config):
+        return generative_inverse(make_op(**config), z, fibre, key=key, context=context)
+
+    return forward, inverse
