@@ -4,7 +4,7 @@ Model: the toy2d baseline (4 affine couplings, MLP 1 -> 200 -> 100 -> 2, ReLU, R
 normal base; exp scale), checkerboard data, batch 128, Adam 1e-3. Measured, interleaved over
 ``--rounds`` rounds so that load from other processes hits every contender alike:
 
-* ``library``: ``survae_jax.train.train`` (compiled blocks of 100 steps), compile excluded;
+* ``library``: ``survae_jax.train`` (compiled blocks of 100 steps), compile excluded;
 * ``fused per call``: a hand-written fused JAX step (``benchmarks/fused_jax.py``), one jitted
   call per step;
 * ``fused in loop``: the same step inside one ``lax.fori_loop`` of 100 steps per call;
@@ -32,7 +32,7 @@ from fused_jax import init_params, make_step  # noqa: E402
 
 from survae_jax.data.toy2d import load_toy2d  # noqa: E402
 from survae_jax.experiments.toy2d import Toy2DConfig, build_model  # noqa: E402
-from survae_jax.train import TrainConfig, train  # noqa: E402
+from survae_jax.training import TrainConfig, train  # noqa: E402
 
 
 def _timed(fn, steps):

@@ -94,7 +94,7 @@ def overview(runs_dir, path, steps, size=200) -> None:
 
     from survae_jax.experiments.runner import load_run
     from survae_jax.plotting import grid_points
-    from survae_jax.train import evaluate
+    from survae_jax.training import evaluate
 
     exp = get_experiment("toy2d")
     datasets = list(PAPER_NATS)

@@ -5,7 +5,7 @@ Normal; decoder 20 -> 512 -> 256 -> 784, Bernoulli; standard normal prior), batc
 Adam 1e-3, training digits binarised afresh in each step. Contenders, run in turn for
 ``--rounds`` rounds of ``--steps`` steps so that load from other processes hits both alike:
 
-* ``library``: ``survae-jax``'s loop (``survae_jax.train.train`` with the experiment's model
+* ``library``: ``survae-jax``'s loop (``survae_jax.training.train`` with the experiment's model
   and loss), compile excluded;
 * ``torch``: a PyTorch peer written here (plain ``nn.Linear`` layers, the same loss, batches
   drawn from a tensor in memory: the reference's loop without its DataLoader), when torch is
@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from survae_jax.experiments import vae as V
-from survae_jax.train import TrainConfig, train
+from survae_jax.training import TrainConfig, train
 
 SCHEDULE = 4680  # 10 epochs of 468 steps
 

@@ -1,11 +1,18 @@
 """Orbax checkpoints of a training state: save, find the latest, restore into a template.
 
-A checkpoint is one folder ``<dir>/step_<8 digits>`` written by orbax's
+A checkpoint is one folder ``<dir>/step_<step, at least 8 digits>`` written by orbax's
 ``StandardCheckpointer`` (atomically: orbax writes to a temporary name and renames it when the
 write has committed). It holds the flattened leaves of a pytree (the model's ``nnx.State``, the
-optax state, ...) plus the step and the training history. Restoring needs a *template*, a pytree
-with the same structure, shapes and dtypes (the freshly built model's state), so a checkpoint
-written by a different model is refused with a message instead of silently mis-assigned.
+optax state, ...), their key paths, the step and the training history. Restoring needs a
+*template*, a pytree with the same structure, shapes and dtypes (the freshly built model's
+state), so a checkpoint written by a different model is refused with a message naming the first
+array that differs instead of being silently mis-assigned.
+
+A trained model is saved with :func:`save_model` and loaded with :func:`load_model`, which also
+reads what :func:`survae_jax.train` wrote (its checkpoints hold the model's ``nnx.Param`` state,
+its other state and the optimizer state, in that order; ``load_model`` takes the first two).
+A restored model is the saved one or an error: every array's key path, shape and dtype must
+match the template's.
 
 Typed PRNG keys (``nnx.Rngs`` state) are stored as their raw ``uint32`` key data and re-wrapped.
 
@@ -20,6 +27,7 @@ waits for every read it starts, so a damaged checkpoint fails there, with one
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -30,7 +38,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import tensorstore as ts
 
-_NAME = re.compile(r"^step_(\d{8})$")
+_NAME = re.compile(r"^step_(\d{8,})$")
 
 
 class CheckpointError(RuntimeError):
@@ -112,7 +120,9 @@ def _verify_readable(path: str) -> None:
 
 
 def checkpoint_path(directory: str, step: int) -> str:
-    """The folder of the checkpoint of ``step`` inside ``directory``: ``<directory>/step_<8 digits>``.
+    """The folder of the checkpoint of ``step`` inside ``directory``: ``<directory>/step_<digits>``.
+
+    The step is zero-padded to 8 digits (``step_00001000``); a step past 99,999,999 has more.
 
     Raises:
       ValueError / TypeError: ``step`` cannot be converted with ``int()``.
@@ -125,7 +135,7 @@ def checkpoint_path(directory: str, step: int) -> str:
 def list_checkpoints(directory: str) -> list[int]:
     """Steps of the committed checkpoints in ``directory``, ascending (``[]`` if none).
 
-    Only folders named ``step_<8 digits>`` count (orbax's temporary names do not match).
+    Only folders named ``step_<8 or more digits>`` count (orbax's temporary names do not match).
 
     Raises:
       OSError: ``directory`` exists but cannot be listed.
@@ -142,19 +152,38 @@ def list_checkpoints(directory: str) -> list[int]:
     return sorted(steps)
 
 
-def save_checkpoint(
-    directory: str, step: int, tree: Any, *, history: np.ndarray | None = None, keep: int = 2
-) -> str:
-    """Write ``tree`` (any pytree of arrays) as the checkpoint of ``step``; keep the last ``keep``.
+def check_writable(directory: str) -> None:
+    """Check that checkpoints can be written to ``directory`` (created if missing), before training.
 
-    Returns the checkpoint's folder. Blocks until the write has committed.
+    Creates the folder and writes and removes a probe file in it, so that a folder that cannot be
+    written is found before any step is trained, not at the first save.
 
     Raises:
-      CheckpointError: the folder cannot be written.
+      CheckpointError: the folder cannot be created or written (e.g. a file stands where it
+        should be, or no permission); the message names the folder and the reason.
 
-    Source: this library (orbax ``StandardCheckpointer``; typed PRNG keys stored as ``uint32``
-    key data).
+    Source: this library.
     """
+    probe = os.path.join(directory, ".write_test")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise CheckpointError(f"cannot write checkpoints to {directory}: {e.strerror or e}.") from e
+
+
+def _key_paths(tree: Any) -> list[str]:
+    return [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def _encode(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode(), np.uint8).copy()
+
+
+def _write(path: str, tree: Any, step: int, history: np.ndarray | None) -> None:
+    """Write ``tree`` with orbax into the folder ``path`` (replaced if it exists)."""
     leaves = jax.tree.leaves(tree)
     # Orbax cannot store empty arrays: they are left out and taken from the template on restore.
     payload = {
@@ -163,13 +192,14 @@ def save_checkpoint(
             for i, x in enumerate(leaves) if np.size(x) > 0 or _is_key(x)
         },
         "num_leaves": np.asarray(len(leaves), np.int64),
+        "paths": _encode(json.dumps(_key_paths(tree))),
         "step": np.asarray(step, np.int64),
         "history": np.full((1, 2), np.nan) if history is None or len(history) == 0
         else np.asarray(history, np.float64),
     }
-    path = checkpoint_path(directory, step)
     try:
-        os.makedirs(directory, exist_ok=True)
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, exist_ok=True)
         if os.path.exists(path):
             shutil.rmtree(path)
         ckpt = ocp.StandardCheckpointer()
@@ -179,10 +209,131 @@ def save_checkpoint(
         finally:
             ckpt.close()
     except Exception as e:  # orbax raises many kinds; one message that says where
-        raise CheckpointError(f"cannot write checkpoint {path}: {type(e).__name__}: {e}") from e
+        raise CheckpointError(f"cannot write checkpoint {path}: {type(e).__name__}: {_short(e)}") from e
+
+
+def save_checkpoint(
+    directory: str, step: int, tree: Any, *, history: np.ndarray | None = None, keep: int = 2
+) -> str:
+    """Write ``tree`` (any pytree of arrays) as the checkpoint of ``step``; keep the last ``keep``.
+
+    Returns the checkpoint's folder. Blocks until the write has committed. ``keep=0`` keeps all.
+
+    Raises:
+      CheckpointError: the folder cannot be written.
+
+    Source: this library (orbax ``StandardCheckpointer``; typed PRNG keys stored as ``uint32``
+    key data).
+    """
+    path = checkpoint_path(directory, step)
+    _write(path, tree, step, history)
     for old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
         shutil.rmtree(checkpoint_path(directory, old), ignore_errors=True)
     return path
+
+
+class _Stored:
+    """The leaves, key paths (``None`` for a checkpoint written before they were stored), step and
+    history read from one checkpoint folder."""
+
+    def __init__(self, path: str):
+        if not os.path.isdir(path):
+            raise CheckpointError(f"checkpoint {path} not found.")
+        _verify_readable(path)
+        try:
+            ckpt = ocp.StandardCheckpointer()
+            try:
+                payload = ckpt.restore(os.path.abspath(path))
+            finally:
+                ckpt.close()
+        except Exception as e:
+            raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {_short(e)}") from e
+        try:
+            self.count = int(payload.get("num_leaves", len(payload["leaves"])))
+            self.leaves = [payload["leaves"].get(f"{i:05d}") for i in range(self.count)]
+            self.paths = (json.loads(np.asarray(payload["paths"], np.uint8).tobytes().decode())
+                          if "paths" in payload else None)
+            self.step = int(payload["step"])
+            history = np.asarray(payload["history"], np.float64).reshape(-1, 2)
+            self.history = history[np.all(np.isfinite(history), axis=1)]
+        except Exception as e:
+            raise CheckpointError(f"checkpoint {path} is malformed: {type(e).__name__}: {e}") from e
+        self.path = path
+
+    def describe(self, i: int) -> str:
+        s = self.leaves[i] if i < self.count else None
+        name = f" {self.paths[i]}" if self.paths and i < len(self.paths) else ""
+        shape = "" if s is None else f" {np.shape(s)} {np.asarray(s).dtype}"
+        return f"array {i}{name}{shape}"
+
+    def into(self, template: Any, *, prefix_ok: bool = False) -> Any:
+        """The stored leaves unflattened into ``template``'s structure, after checking that they fit.
+
+        ``prefix_ok``: the template may be the first part of the stored tree (a model out of a
+        ``train()`` checkpoint, whose further arrays are the optimizer state).
+        """
+        leaves, treedef = jax.tree.flatten(template)
+        names = _key_paths(template)
+        n = len(leaves)
+
+        def expected(i):
+            t = leaves[i]
+            return f"array {i} {names[i]} {np.shape(t)} {t.dtype}"
+
+        optimizer_rest = self.paths is not None and all(p.startswith("[2]") for p in self.paths[n:])
+        if self.count < n or (self.count > n and not (prefix_ok and optimizer_rest)):
+            i = self._first_difference(names, leaves)
+            what = (f"the first difference: the checkpoint's {self.describe(i)}, the template's "
+                    f"{expected(i)}" if i < min(n, self.count) else
+                    f"the checkpoint has no {expected(i)}" if i >= self.count else
+                    f"the template ends before the checkpoint's {self.describe(i)}")
+            hint = ""
+            if self.paths and any(p.startswith("[2]") for p in self.paths):
+                hint = (" It is a train() checkpoint (model parameters, other state and optimizer "
+                        "state): load the model from it with survae_jax.load_model(path, model).")
+            raise CheckpointMismatchError(
+                f"checkpoint {self.path} holds {self.count} arrays but the template has {n} "
+                f"({_summary(names)}); {what}: it was written by a different model.{hint}"
+            )
+        out = []
+        for i, t in enumerate(leaves):
+            s = self.leaves[i]
+            if self.paths is not None and self.paths[i] != names[i]:
+                raise CheckpointMismatchError(
+                    f"checkpoint {self.path}: {self.describe(i)} where the template has {expected(i)}: "
+                    "it was written by a different model."
+                )
+            if s is None and np.size(t) == 0:  # an empty array, not stored
+                s = np.asarray(t)
+            elif s is None:
+                raise CheckpointError(f"checkpoint {self.path}: array {i} is missing.")
+            if _is_key(t):
+                s = jax.random.wrap_key_data(s, impl=jax.random.key_impl(t))
+            elif tuple(np.shape(s)) != tuple(np.shape(t)) or np.asarray(s).dtype != np.dtype(t.dtype):
+                raise CheckpointMismatchError(
+                    f"checkpoint {self.path}: {self.describe(i)}, the model expects "
+                    f"{expected(i)}: it was written by a different model."
+                )
+            out.append(s)
+        return jax.tree.unflatten(treedef, [jax.numpy.asarray(x) for x in out])
+
+    def _first_difference(self, names, leaves) -> int:
+        for i in range(min(len(leaves), self.count)):
+            s = self.leaves[i]
+            if self.paths is not None and self.paths[i] != names[i]:
+                return i
+            if s is not None and not _is_key(leaves[i]) and tuple(np.shape(s)) != tuple(np.shape(leaves[i])):
+                return i
+        return min(len(leaves), self.count)
+
+
+def _summary(names: list[str]) -> str:
+    """The top-level parts of a template's key paths with their array counts: ``[0]: 8, [1]: 1``."""
+    counts: dict[str, int] = {}
+    for name in names:
+        head = name[: name.index("]") + 1] if name.startswith("[") else name.split(".")[0]
+        counts[head] = counts.get(head, 0) + 1
+    return ", ".join(f"{k}: {v} arrays" for k, v in counts.items()) or "no arrays"
 
 
 def restore_checkpoint(path: str, template: Any) -> tuple[Any, int, np.ndarray]:
@@ -195,48 +346,92 @@ def restore_checkpoint(path: str, template: Any) -> tuple[Any, int, np.ndarray]:
     Raises:
       CheckpointError: the folder is missing, unreadable or malformed.
       CheckpointMismatchError: (a ``CheckpointError``) its leaves do not match the template's
-        count, shapes or dtypes: it was written by a different model.
+        count, key paths, shapes or dtypes: it was written by a different model. The message
+        names the first array that differs, in the checkpoint and in the template.
 
     Source: this library (orbax ``StandardCheckpointer``, with a synchronous tensorstore read
     first so a damaged checkpoint fails with one error).
     """
+    stored = _Stored(path)
+    return stored.into(template), stored.step, stored.history
+
+
+def _model_parts(model) -> tuple[Any, Any]:
+    from flax import nnx
+
+    return tuple(nnx.split(model, nnx.Param, ...)[1:])
+
+
+def save_model(path: str, model, *, overwrite: bool = False) -> str:
+    """Save a trained model's state (``nnx.Param`` leaves and the other state) to the folder ``path``.
+
+    Load it with :func:`load_model` into a model built the same way. Blocks until written.
+
+    Args:
+      path: the folder to write (an orbax checkpoint).
+      model: an ``nnx.Module`` (a ``Flow``...).
+      overwrite: replace an existing ``path``; without it an existing path is an error.
+
+    Returns:
+      ``path``.
+
+    Raises:
+      CheckpointError: ``path`` exists (and ``overwrite`` is false) or cannot be written.
+
+    Source: this library (orbax ``StandardCheckpointer``).
+    """
+    if os.path.exists(path) and not overwrite:
+        raise CheckpointError(f"save_model: {path} exists; pass overwrite=True to replace it.")
+    _write(path, _model_parts(model), 0, None)
+    return path
+
+
+def resolve_model_path(path: str) -> str:
+    """The checkpoint folder :func:`load_model` reads for ``path``.
+
+    ``path`` may be a folder written by :func:`save_model` or one checkpoint ``step_...``, a
+    checkpoint directory of :func:`survae_jax.train` (its newest checkpoint), or a run folder of
+    the ``survae-jax`` command (the newest checkpoint in its ``checkpoints/``).
+
+    Raises:
+      CheckpointError: ``path`` does not exist or holds no checkpoint.
+
+    Source: this library.
+    """
     if not os.path.isdir(path):
-        raise CheckpointError(f"checkpoint {path} not found.")
-    _verify_readable(path)
-    try:
-        ckpt = ocp.StandardCheckpointer()
-        try:
-            payload = ckpt.restore(os.path.abspath(path))
-        finally:
-            ckpt.close()
-    except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {_short(e)}") from e
-    leaves, treedef = jax.tree.flatten(template)
-    try:
-        count = int(payload.get("num_leaves", len(payload["leaves"])))
-        stored = [payload["leaves"].get(f"{i:05d}") for i in range(count)]
-        step = int(payload["step"])
-        history = np.asarray(payload["history"], np.float64).reshape(-1, 2)
-        history = history[np.all(np.isfinite(history), axis=1)]
-    except Exception as e:
-        raise CheckpointError(f"checkpoint {path} is malformed: {type(e).__name__}: {e}") from e
-    if count != len(leaves):
-        raise CheckpointMismatchError(
-            f"checkpoint {path} holds {count} arrays but the model has {len(leaves)}: "
-            "it was written by a different model."
-        )
-    out = []
-    for i, (s, t) in enumerate(zip(stored, leaves)):
-        if s is None and np.size(t) == 0:  # an empty array, not stored
-            s = np.asarray(t)
-        elif s is None:
-            raise CheckpointError(f"checkpoint {path}: array {i} is missing.")
-        if _is_key(t):
-            s = jax.random.wrap_key_data(s, impl=jax.random.key_impl(t))
-        elif tuple(np.shape(s)) != tuple(np.shape(t)) or np.asarray(s).dtype != np.dtype(t.dtype):
-            raise CheckpointMismatchError(
-                f"checkpoint {path}: array {i} has shape {np.shape(s)} {np.asarray(s).dtype}, "
-                f"the model expects {np.shape(t)} {t.dtype}: it was written by a different model."
-            )
-        out.append(s)
-    return jax.tree.unflatten(treedef, [jax.numpy.asarray(x) for x in out]), step, history
+        raise CheckpointError(f"load_model: {path} not found.")
+    for directory in (path, os.path.join(path, "checkpoints")):
+        steps = list_checkpoints(directory)
+        if steps:
+            return checkpoint_path(directory, steps[-1])
+    if os.path.isdir(os.path.join(path, "checkpoints")) or os.path.isfile(os.path.join(path, "config.json")):
+        raise CheckpointError(f"load_model: no checkpoint in {os.path.join(path, 'checkpoints')}.")
+    return path
+
+
+def load_model(path: str, template):
+    """Load a saved model into ``template``, a model built the same way; return it (updated in place).
+
+    Reads what :func:`save_model` wrote, and what :func:`survae_jax.train` wrote: pass its
+    ``checkpoint_dir`` (the newest checkpoint is read; its optimizer state is left out), one
+    ``step_...`` folder of it, or a ``survae-jax`` run folder. The restored model is the saved one
+    or an error: every array's key path, shape and dtype must match the template's.
+
+    Example::
+
+        sj.train(build_model(), data, checkpoint_dir="ckpt")
+        model = sj.load_model("ckpt", build_model())
+
+    Raises:
+      CheckpointError: no checkpoint at ``path``, or an unreadable one.
+      CheckpointMismatchError: (a ``CheckpointError``) the checkpoint was written by a different
+        model; the message names the first array that differs, stored and expected.
+
+    Source: this library (orbax ``StandardCheckpointer``).
+    """
+    from flax import nnx
+
+    stored = _Stored(resolve_model_path(path))
+    params, rest = stored.into(_model_parts(template), prefix_ok=True)
+    nnx.update(template, params, rest)
+    return template

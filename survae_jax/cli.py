@@ -4,7 +4,7 @@
 
     survae-jax train toy2d --dataset checkerboard --model absflow [--steps N] [--seed S]
                            [--out DIR] [--resume]
-    survae-jax eval RUN_DIR
+    survae-jax eval RUN_DIR [--iwbo K]
     survae-jax sample RUN_DIR [--num N] [--seed S] [--out FILE.png]
     survae-jax demo [--dataset D] [--steps N] [--out DIR]
 
@@ -12,7 +12,9 @@
 (:data:`survae_jax.experiments.EXPERIMENT_MODULES`), each with its own flags plus the common
 ones below. Every error ends the command with one line ``survae-jax: error: ...`` on stderr and
 a non-zero exit status (2 for bad usage, 1 for a failure while running); set
-``SURVAE_DEBUG=1`` to get the traceback instead.
+``SURVAE_DEBUG=1`` to get the traceback instead. Ctrl-C during ``train`` finishes the block of
+steps running, writes a checkpoint of it and exits with status 130; ``--resume`` continues from
+that step.
 """
 
 from __future__ import annotations
@@ -55,6 +57,17 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def _steps(text: str) -> int:
+    """``--steps``: an integer from 1 to :data:`~survae_jax.training.MAX_STEPS` (an int32 counter)."""
+    from survae_jax._train_support import MAX_STEPS
+
+    value = positive_int(text)
+    if value > MAX_STEPS:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_STEPS:,} (the step counter is a 32-bit integer), got {value:,}")
+    return value
+
+
 def _common_train_args(p: argparse.ArgumentParser, helps: dict[str, str] | None = None) -> None:
     """The flags every ``train <experiment>`` takes; ``helps``: the experiment's help texts."""
     h = {
@@ -65,7 +78,7 @@ def _common_train_args(p: argparse.ArgumentParser, helps: dict[str, str] | None 
         "checkpoint_every": "steps between checkpoints (0: only at the end)",
         **(helps or {}),
     }
-    p.add_argument("--steps", type=positive_int, default=None, help=h["steps"])
+    p.add_argument("--steps", type=_steps, default=None, help=h["steps"])
     p.add_argument("--seed", type=int, default=None, help="seed of the weights, batches and keys (default 0)")
     p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=None, help=h["batch_size"])
     p.add_argument("--lr", type=positive_float, default=None, help=h["lr"])
@@ -109,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_eval = sub.add_parser("eval", help="test metrics of a run folder's last checkpoint")
     p_eval.add_argument("run_dir")
+    p_eval.add_argument("--iwbo", type=positive_int, default=None, metavar="K",
+                        help="the test bound is the IWBO with K importance samples (default: the experiment's)")
 
     p_sample = sub.add_parser("sample", help="draw samples from a run and write a figure")
     p_sample.add_argument("run_dir")
@@ -133,6 +148,7 @@ def _cmd_train(args) -> int:
     exp = get_experiment(args.experiment)
     try:
         config = exp.config_from_args(args)
+        exp.train_config(config)  # its checks (e.g. steps within the int32 counter) before any file
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from e
     for note in exp.notes(config, args):
@@ -147,7 +163,7 @@ def _cmd_train(args) -> int:
 def _cmd_eval(args) -> int:
     from survae_jax.experiments.runner import evaluate_run
 
-    print(json.dumps(evaluate_run(args.run_dir), sort_keys=True))
+    print(json.dumps(evaluate_run(args.run_dir, iwbo=args.iwbo), sort_keys=True))
     return 0
 
 
@@ -202,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # train(): TrainingInterrupted says which checkpoint holds the step
+        print(f"{PROG}: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
         return 130
     except Exception as e:  # one line for the user; SURVAE_DEBUG=1 for the traceback
         if os.environ.get("SURVAE_DEBUG"):

@@ -43,8 +43,12 @@ def evaluate(
     that calls ``model.iwbo`` for a tighter bound). Batch ``i`` gets ``fold_in(key, i)``.
     The test nats of the paper are ``-mean`` of this (:func:`survae_jax.metrics.nats`).
 
+    ``key``: needed when ``model`` is inexact (``model.exact`` False: the values are random
+    bounds), refused as ``None`` then; an exact model ignores it (``None`` is fine).
+
     Raises:
-      ValueError: arrays of ``data`` with different first-axis sizes.
+      ValueError: arrays of ``data`` with different first-axis sizes, or ``key=None`` for an
+        inexact model.
 
     Source: this library (docs/design.md 'Speed': one jitted program, ``lax.map`` over batches);
     ELBO/IWBO from Nielsen et al. 2020 and Burda et al. 2016.
@@ -54,7 +58,13 @@ def evaluate(
     bs = min(int(batch_size), n)
     nb = -(-n // bs)
     pad = nb * bs - n
-    key = jax.random.key(0) if key is None else key
+    if key is None:
+        if not bool(getattr(model, "exact", True)):
+            raise ValueError(
+                f"evaluate: {type(model).__name__} is not exact (its log_prob is a random one-sample "
+                "ELBO): pass key=jax.random.key(...)."
+            )
+        key = jax.random.key(0)  # not used by an exact model's log_prob
 
     def chunked(a):
         a = jnp.asarray(a)

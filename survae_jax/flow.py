@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable, Sequence
 
@@ -226,3 +227,14 @@ class ConditionalFlow(Flow):
         if context is None:
             raise ValueError("ConditionalFlow needs context= (a (B, ...) tensor) on every call.")
         return context if self.context_net is None else self.context_net(context)
+
+
+def _show_init_signature(cls) -> None:
+    """``help(cls)`` / ``inspect.signature(cls)`` show ``cls.__init__``'s arguments, not the
+    ``(*args, **kwargs)`` of the NNX metaclass's ``__call__``."""
+    sig = inspect.signature(cls.__init__)
+    cls.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])
+
+
+for _cls in (Flow, ConditionalFlow):
+    _show_init_signature(_cls)

@@ -1,7 +1,7 @@
 """Likelihood metrics: nats, bits per dimension, per-point log-likelihood.
 
 All take per-example log-likelihoods ``log p(x)`` ``(N,)`` in nats (natural log), as returned by
-``Flow.log_prob`` or :func:`survae_jax.train.evaluate`, and return Python floats.
+``Flow.log_prob`` or :func:`survae_jax.training.evaluate`, and return Python floats.
 """
 
 from __future__ import annotations

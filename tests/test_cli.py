@@ -207,3 +207,84 @@ def test_nan_loss_leaves_no_successful_run(tmp_path, capsys):
 def test_python_dash_m_help():
     r = subprocess.run([sys.executable, "-m", "survae_jax", "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "train" in r.stdout and "demo" in r.stdout
+
+
+def _cli(args, **kw):
+    """``python -m survae_jax ARGS`` in a subprocess, with this checkout's package."""
+    import survae_jax
+
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(survae_jax.__file__))}
+    env.pop("SURVAE_DEBUG", None)
+    return subprocess.Popen([sys.executable, "-m", "survae_jax", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def test_steps_beyond_the_int32_counter_refused_before_any_file(tmp_path):
+    p = _cli(["train", "toy2d", "--steps", str(10**12), "--out", str(tmp_path / "r")])
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 2
+    line = one_line_error(err)
+    assert "argument --steps: must be at most 2,147,483,647" in line and "got 1,000,000,000,000" in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_unwritable_checkpoints_folder_fails_before_training(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "checkpoints").write_text("a file where the folder should be")  # root cannot write into it either
+    p = _cli(["train", "toy2d", "--out", str(run_dir)] + TINY)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 1
+    line = one_line_error(err)  # one line, no library tracebacks
+    assert "CheckpointError: cannot write checkpoints to" in line and str(run_dir / "checkpoints") in line
+    assert sorted(os.listdir(run_dir)) == ["checkpoints"]  # nothing written, nothing trained
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_the_step_and_resume_continues_from_it(tmp_path):
+    import signal
+
+    from survae_jax.checkpoint import list_checkpoints
+
+    out = tmp_path / "run"
+    common = ["train", "toy2d", "--dataset", "corners", "--model", "baseline", "--num-train", "512",
+              "--num-test", "256", "--log-every", "10", "--checkpoint-every", "100000", "--out", str(out)]
+    p = _cli(common + ["--steps", "1000000"])
+    seen = []
+    for line in p.stderr:  # not a terminal: plain progress lines
+        seen.append(line)
+        if line.startswith("step "):
+            p.send_signal(signal.SIGINT)
+            break
+    rest_out, rest_err = p.communicate(timeout=300)
+    err = "".join(seen) + rest_err
+    assert p.returncode == 130, err
+    steps = list_checkpoints(str(out / "checkpoints"))
+    assert len(steps) == 1 and 0 < steps[0] < 1_000_000, (steps, err)
+    last = [line for line in err.splitlines() if line.strip()][-1]
+    assert last.startswith("survae-jax: interrupted: train: interrupted at step")
+    assert f"step_{steps[0]:08d}" in last and "\r" not in err
+    assert not (out / "metrics.json").exists()
+
+    p = _cli(common + ["--steps", str(steps[0] + 8), "--resume", "--no-progress"])
+    stdout, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["resumed_from"] == steps[0] and m["step"] == steps[0] + 8
+
+
+@pytest.mark.slow
+def test_eval_iwbo(tmp_path, capsys):
+    out = tmp_path / "aug"
+    code, _, err = run(["train", "toy2d", "--dataset", "corners", "--model", "augmented", "--out", str(out)] + TINY,
+                       capsys)
+    assert code == 0, err
+    code, stdout, err = run(["eval", str(out)], capsys)
+    elbo = json.loads(stdout)
+    code, stdout, err = run(["eval", str(out), "--iwbo", "16"], capsys)
+    assert code == 0, err
+    iw = json.loads(stdout)
+    assert iw["iwbo_samples"] == 16 and "iwbo_samples" not in elbo and iw["test_exact"] is False
+    assert iw["test_nats"] < elbo["test_nats"]  # the IWBO is the tighter bound: fewer nats
+    code, _, err = run(["eval", str(out), "--iwbo", "0"], capsys)
+    assert code == 2 and "--iwbo: must be an integer >= 1" in one_line_error(err)

@@ -210,3 +210,28 @@ def test_iwbo_accepts_legacy_uint32_keys():
     typed = f.iwbo(x, key=jax.random.wrap_key_data(jax.random.PRNGKey(0)), num_samples=8, chunk_size=4)
     np.testing.assert_allclose(legacy, typed, rtol=1e-6)
     assert legacy.shape == (2,) and np.all(np.isfinite(legacy))
+
+
+@pytest.mark.parametrize("dataset", ["corners", "eight_gaussians"])  # Logit / SoftplusInverse head
+def test_points_on_the_edge_of_the_support_get_minus_inf_not_nan(dataset):
+    """Issue 11, item 7: a coordinate 0 (AbsFlow) or on the Logit range edge sends +-inf into the
+    couplings; the chain gives that row -inf, the other rows their own value and finite gradients."""
+    from survae_jax.experiments.toy2d import Toy2DConfig, build_model
+
+    flow = build_model(Toy2DConfig(dataset=dataset, model="absflow", hidden=(8,)))
+    x = jnp.array([[0.0, 1.0], [4.0, 1.0], [1.0, -4.0], [1.0, 1.0]])
+    inside = flow.log_prob(x[3:])[0]
+    for lp in (flow.log_prob(x), jax.jit(lambda f, x: f.log_prob(x))(flow, x)):
+        assert not np.isnan(np.asarray(lp)).any()
+        assert lp[0] == -np.inf and np.isfinite(float(lp[3]))
+        np.testing.assert_allclose(lp[3], inside, rtol=1e-6)
+        if dataset == "corners":  # |x| = 4 is Logit's edge too
+            assert lp[1] == -np.inf and lp[2] == -np.inf
+
+    def loss(f):
+        lp = f.log_prob(x)
+        return jnp.where(jnp.isfinite(lp), lp, 0.0).sum()
+
+    grads = nnx.grad(loss)(flow)
+    assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
+    assert np.isfinite(np.asarray(jax.grad(lambda x: flow.log_prob(x)[3])(x)[3])).all()

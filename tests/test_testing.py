@@ -328,6 +328,18 @@ def test_density_integrates_and_catches_a_wrong_log_det():
         integrate_density(Flow(base, [GaussianNoise(2)]), -1.0, 1.0)
 
 
+def test_scalar_bounds_hold_for_every_axis():
+    base = StandardNormal((2,))
+    flow = Flow(base, [ElementwiseAffine(2, key=KEY)])
+    per_axis = check_density_integrates(flow, [-8, -8], [8, 8], num=200)
+    assert check_density_integrates(flow, -8, 8, num=200) == pytest.approx(per_axis, abs=1e-12)
+    # Half the box on each axis (a standard normal base): a quarter of the mass, not a 1-D integral.
+    assert integrate_density(base, 0.0, 8.0, num=400) == pytest.approx(0.25, abs=1e-4)
+    assert integrate_density(base, 0.0, 8.0, num=400, dim=2) == pytest.approx(0.25, abs=1e-4)
+    with pytest.raises(ValueError, match="must be 1-D or 2-D, got dim=3"):
+        integrate_density(base, 0.0, 8.0, dim=3)
+
+
 # ----------------------------------------------------------------------------- bad_input default
 class Sinh(Bijection):
     """A user's elementwise bijection on any shape: ``z = sinh(x)``, ``V = sum log cosh(x)``."""

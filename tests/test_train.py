@@ -13,7 +13,7 @@ from survae_jax.distributions import StandardNormal
 from survae_jax.flow import Flow
 from survae_jax.metrics import bits_per_dim, nats, per_point_log_likelihood
 from survae_jax.nn.mlp import MLP
-from survae_jax.train import TrainConfig, TrainingError, evaluate, nll_loss, train
+from survae_jax.training import TrainConfig, TrainingError, evaluate, nll_loss, train
 from survae_jax.transforms.bijections.coupling import AffineCoupling
 from survae_jax.transforms.bijections.permutation import Reverse
 
@@ -127,7 +127,7 @@ def test_metrics_values():
 
 
 def test_data_dependent_init_runs_once_and_not_on_resume(tmp_path):
-    from survae_jax.train import _auto_init
+    from survae_jax.training import _auto_init
     from survae_jax.transforms.bijections.actnorm import ActNorm
 
     calls = []
@@ -213,3 +213,83 @@ def test_damaged_checkpoint_fails_before_orbax_reads_it(tmp_path, monkeypatch, w
     monkeypatch.setattr(checkpoint.ocp, "StandardCheckpointer", NoOrbax)
     with pytest.raises(CheckpointError, match="cannot read checkpoint .*step_00000003"):
         restore_checkpoint(path, tree)
+
+
+def test_validation_keeps_the_best_and_stops_early(tmp_path):
+    import optax
+
+    import survae_jax as sj
+
+    rng = np.random.default_rng(1)
+    train_x = (rng.standard_normal((256, 2)) + 3.0).astype(np.float32)  # learning it worsens valid
+    valid_x = (rng.standard_normal((100, 2)) - 3.0).astype(np.float32)
+    cfg = TrainConfig(steps=400, batch_size=32, log_every=5, checkpoint_every=0, valid_every=5, patience=2,
+                      progress=False)
+    model = tiny_flow()
+    res = train(model, train_x, config=cfg, optimizer=optax.adam(1e-2), valid_data=valid_x,
+                checkpoint_dir=str(tmp_path))
+    steps, values = res.valid_history[:, 0], res.valid_history[:, 1]
+    assert res.stopped_early and res.step == res.best_step + 2 * 5 < 400  # 2 validations without a best
+    assert steps.tolist() == list(range(5, res.step + 1, 5)) and values[-1] > values.min()
+    assert res.best_step == steps[np.argmin(values)] and res.best_valid_nats == pytest.approx(values.min())
+    assert np.all(values[steps > res.best_step] >= res.best_valid_nats)
+    # The returned model is the best one, and so is <checkpoint_dir>/best.
+    assert nats(evaluate(model, valid_x)) == pytest.approx(res.best_valid_nats, rel=1e-5)
+    best = sj.load_model(str(tmp_path / "best"), tiny_flow(1))
+    np.testing.assert_array_equal(np.asarray(best.log_prob(valid_x)), np.asarray(model.log_prob(valid_x)))
+    assert list_checkpoints(str(tmp_path)) == [res.step]  # the stopping step is saved
+    again = train(tiny_flow(), train_x, config=cfg, valid_data=valid_x, checkpoint_dir=str(tmp_path), resume=True)
+    assert again.stopped_early and again.step == res.step and again.best_step == res.best_step  # nothing more
+
+
+def test_history_has_one_row_per_log_every_steps_and_plain_progress_lines(capsys):
+    # 8 steps per epoch and log_every 6: blocks end at 6, 8, 12, 16, ... but rows at 6, 12, ..., 36, 40.
+    cfg = TrainConfig(steps=40, batch_size=32, seed=5, log_every=6, checkpoint_every=0, progress=True)
+    res = train(tiny_flow(), tiny_data(), config=cfg)
+    assert res.history[:, 0].tolist() == [6, 12, 18, 24, 30, 36, 40]
+    err = capsys.readouterr().err
+    assert "\r" not in err  # not a terminal: plain lines, one per row
+    lines = [line for line in err.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in lines] == ["6/40", "12/40", "18/40", "24/40", "30/40", "36/40", "40/40"]
+    for line, (_, value) in zip(lines, res.history):
+        assert f"train {value:.4f} nats" in line and line.endswith("steps/s")
+
+
+def test_unwritable_checkpoint_dir_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the folder should be")
+    calls = []
+    with pytest.raises(CheckpointError, match=r"cannot write checkpoints to .*file/ck"):
+        train(tiny_flow(), tiny_data(), config=CFG, checkpoint_dir=str(blocker / "ck"),
+              callback=lambda s, m: calls.append(s))
+    assert calls == []  # not one block trained
+
+
+def test_ctrl_c_finishes_the_block_saves_it_and_resume_matches(tmp_path):
+    import signal
+    import threading
+
+    from survae_jax.training import TrainingInterrupted
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach only the main thread")
+    data = tiny_data()
+    full = train(tiny_flow(), data, config=CFG)
+    lines = []
+
+    def ctrl_c(step, _):
+        if step == 16:  # blocks end at 6, 8, 12, 16, 18, 24, ...: the one running stops at 18
+            os.kill(os.getpid(), signal.SIGINT)
+
+    model = tiny_flow()
+    with pytest.raises(TrainingInterrupted, match="interrupted at step 18 of 40; checkpoint .*step_00000018") as e:
+        train(model, data, config=CFG, checkpoint_dir=str(tmp_path), callback=ctrl_c, log=lines.append)
+    assert isinstance(e.value, KeyboardInterrupt) and e.value.step == 18
+    assert len(lines) == 1 and "stopping after this block" in lines[0]
+    assert list_checkpoints(str(tmp_path)) == [12, 18]  # step 18 kept, not only the last regular one
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    resumed = train(tiny_flow(), data, config=CFG, checkpoint_dir=str(tmp_path), resume=True)
+    assert resumed.resumed_from == 18 and resumed.step == 40
+    for a, b in zip(params_of(full.model), params_of(resumed.model)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(full.history, resumed.history)

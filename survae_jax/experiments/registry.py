@@ -24,7 +24,7 @@ import optax
 from flax import nnx
 
 from survae_jax import metrics
-from survae_jax.train import LossFn, TrainConfig, nll_loss
+from survae_jax.training import LossFn, TrainConfig, nll_loss
 
 
 def num_parameters(model: nnx.Module) -> int:
@@ -115,7 +115,7 @@ class Experiment:
         return f"{self.name}_s{config.seed}"
 
     def train_config(self, config: Any, *, progress: bool = True) -> TrainConfig:
-        """The :class:`~survae_jax.train.TrainConfig` of a config."""
+        """The :class:`~survae_jax.training.TrainConfig` of a config."""
         return TrainConfig(
             steps=config.steps, batch_size=config.batch_size, seed=config.seed,
             log_every=config.log_every, checkpoint_every=config.checkpoint_every, progress=progress,
@@ -139,7 +139,7 @@ class Experiment:
         return nll_loss
 
     def init_fn(self, config: Any) -> Callable | str | None:
-        """Data-dependent init for :func:`~survae_jax.train.train` (default ``"auto"``: ActNorm)."""
+        """Data-dependent init for :func:`~survae_jax.train` (default ``"auto"``: ActNorm)."""
         return "auto"
 
     def log_prob_fn(self, config: Any) -> Callable | None:

@@ -24,10 +24,16 @@ from typing import Any, Callable
 
 import jax
 
-from survae_jax.checkpoint import CheckpointError, checkpoint_path, list_checkpoints, restore_checkpoint
+from survae_jax.checkpoint import (
+    CheckpointError,
+    check_writable,
+    checkpoint_path,
+    list_checkpoints,
+    restore_checkpoint,
+)
 from survae_jax.experiments import get_experiment
 from survae_jax.experiments.registry import Experiment
-from survae_jax.train import evaluate, train
+from survae_jax.training import evaluate, train
 
 _SCHEDULE_ONLY = {"steps", "log_every", "checkpoint_every"}
 
@@ -95,7 +101,7 @@ def run_experiment(
     Raises:
       RunError: an unwritable folder, a folder that already holds a run (without ``resume``),
         or a resumed config that differs from the stored one.
-      TrainingError, CheckpointError: from :func:`survae_jax.train.train`.
+      TrainingError, CheckpointError: from :func:`survae_jax.train`.
 
     The metrics are in nats (``train_nats``, ``test_nats``; PPLL for point clouds) plus times
     in seconds; test data shapes are the experiment's (``(N, 2)``, ``(N, 50, 2)``).
@@ -106,6 +112,7 @@ def run_experiment(
     _prepare_dir(run_dir)
     cfg_path = os.path.join(run_dir, "config.json")
     ckpt_dir = os.path.join(run_dir, "checkpoints")
+    check_writable(ckpt_dir)  # before anything is written or trained
     new = _config_dict(exp, config)
     if os.path.exists(cfg_path) or list_checkpoints(ckpt_dir):
         if not resume:
@@ -190,22 +197,36 @@ def load_run(run_dir: str) -> tuple[Experiment, Any, Any, int]:
     return exp, config, model, step
 
 
-def evaluate_run(run_dir: str) -> dict:
+def evaluate_run(run_dir: str, *, iwbo: int | None = None) -> dict:
     """Test metrics of a run's latest checkpoint (the same key as at the end of training).
 
     Returns ``{"run", "step", **test metrics}``: ``test_nats`` (nats per example, over the
     test set ``(N, ...)``), ``test_exact``, ``num_parameters`` and the experiment's own (PPLL).
+    With ``iwbo=K``, the test log-likelihoods are the IWBO with ``K`` importance samples
+    (Burda et al. 2016; for an exact model it equals ``log p``), and ``iwbo_samples`` says so.
 
     Raises:
+      ValueError: ``iwbo`` < 1.
       RunError, CheckpointError: from :func:`load_run`.
 
     Source: this library.
     """
+    if iwbo is not None and int(iwbo) < 1:
+        raise ValueError(f"evaluate_run: iwbo must be >= 1 importance samples, got {iwbo}.")
     exp, config, model, step = load_run(run_dir)
     _, test_data = exp.load_data(config)
     key = jax.random.fold_in(jax.random.key(config.seed), 7)
-    ll = evaluate(model, test_data, key=key, log_prob_fn=exp.log_prob_fn(config))
-    return {"run": run_dir, "step": step, **exp.test_metrics(config, ll, model)}
+    log_prob_fn, batch_size, extra = exp.log_prob_fn(config), 8192, {}
+    if iwbo is not None:
+        k = int(iwbo)
+        chunk = max(d for d in range(1, min(k, 128) + 1) if k % d == 0)  # samples per vmap
+
+        def log_prob_fn(m, b, key_):
+            return m.iwbo(b, key=key_, num_samples=k, chunk_size=chunk)
+
+        batch_size, extra = max(1, 65536 // chunk), {"iwbo_samples": k}
+    ll = evaluate(model, test_data, key=key, log_prob_fn=log_prob_fn, batch_size=batch_size)
+    return {"run": run_dir, "step": step, **exp.test_metrics(config, ll, model), **extra}
 
 
 def sample_run(run_dir: str, *, num_samples: int = 50_000, seed: int = 0, path: str | None = None) -> str:

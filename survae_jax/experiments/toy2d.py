@@ -39,7 +39,7 @@ from survae_jax.experiments.registry import Experiment, num_parameters
 from survae_jax.flow import Flow
 from survae_jax.nn.mlp import MLP
 from survae_jax.plotting import grid_points, plot_density, plot_samples
-from survae_jax.train import evaluate
+from survae_jax.training import evaluate
 from survae_jax.transforms.bijections.coupling import AffineCoupling
 from survae_jax.transforms.bijections.elementwise import Logit, SoftplusInverse
 from survae_jax.transforms.bijections.permutation import Reverse

@@ -50,7 +50,7 @@ from survae_jax.experiments.registry import Experiment, num_parameters
 from survae_jax.experiments.toy2d import reference_init
 from survae_jax.flow import Flow
 from survae_jax.nn.mlp import MLP
-from survae_jax.train import TrainConfig
+from survae_jax.training import TrainConfig
 from survae_jax.transforms.bijections.coupling import AffineCoupling
 from survae_jax.transforms.bijections.permutation import Reverse
 from survae_jax.transforms.stochastic.vae import VAE

@@ -23,16 +23,33 @@ def _located(where: str, call):
         raise ValueError(f"{where}: {e}") from e
 
 
+def off_support(z: Array, dead: Array) -> tuple[Array, Array]:
+    """``(z', dead')``: rows of ``z`` with a non-finite entry join ``dead`` (density 0), their
+    non-finite entries become 0 and dead rows carry no gradient back, so that no inf reaches a
+    net and no ``0 * inf`` a finite row's gradient (the double-``where``)."""
+    if not jnp.issubdtype(z.dtype, jnp.inexact):
+        return z, dead
+    finite = jnp.isfinite(z)
+    dead = dead | ~finite.all(axis=tuple(range(1, z.ndim)))
+    clean = jnp.where(finite, z, jnp.zeros((), z.dtype))
+    rows = dead.reshape((-1,) + (1,) * (z.ndim - 1))
+    return jnp.where(rows, jax.lax.stop_gradient(clean), clean), dead
+
+
 def compose_forward(x: Array, transforms: Sequence, *, key=None, context=None, name="compose_forward"):
-    """``(z, V)``: ``x`` through every layer's ``forward`` (data side first), ``V = sum_l V_l``."""
+    """``(z, V)``: ``x`` through every layer's ``forward`` (data side first), ``V = sum_l V_l``.
+    A row whose latent leaves the reals (the edge of a layer's support) gets ``V = -inf`` and
+    its non-finite entries 0 (:func:`off_support`): log-densities are finite or ``-inf``."""
     x = jnp.asarray(x)  # a NumPy float64 array must not ask for float64 with x64 off
     if x.ndim < 1:
         raise ValueError(f"{name}: expected a batch (B, ...), got shape {tuple(x.shape)}.")
     total = jnp.zeros((x.shape[0],), x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32)
+    dead = jnp.zeros((x.shape[0],), bool)
     for i, (t, k) in enumerate(zip(transforms, split_key(key, len(transforms)))):
         x, v = _located(f"{name}: transforms[{i}] ({type(t).__name__})", lambda: t.forward(x, key=k, context=context))
-        total = total + v
-    return x, total
+        x, dead = off_support(x, dead | jnp.isnan(v))
+        total = total + jnp.where(dead, 0.0, v)
+    return x, jnp.where(dead, -jnp.inf, total)
 
 
 def compose_inverse(z: Array, transforms: Sequence, *, key=None, context=None, name="compose_inverse") -> Array:

@@ -30,6 +30,7 @@ from typing import Callable, ClassVar
 import jax
 from flax import nnx
 
+from survae_jax.functional.checks import check_tensor
 from survae_jax.functional.surjection import require_key
 
 Array = jax.Array
@@ -68,6 +69,11 @@ class Transform(nnx.Module):
 
     def _require_key(self, key: Array | None, direction: str) -> Array:
         return require_key(key, f"{self.name}.{direction}")
+
+    def _check_input(self, x: Array, **expected) -> None:
+        """``ValueError`` naming the layer unless ``x`` is as ``expected`` (``min_ndim``, ``ndim``,
+        ``event_shape``, ``floating``; see :func:`survae_jax.functional.checks.check_tensor`)."""
+        check_tensor(x, self.name, **expected)
 
 
 class Bijection(Transform):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 import time
 from typing import Any, Callable
@@ -37,19 +38,22 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from tqdm import tqdm
 
+from survae_jax import _train_support as support
+from survae_jax._train_support import MAX_STEPS, TrainingInterrupted
 from survae_jax.evaluation import evaluate, num_examples
 from survae_jax.checkpoint import (
     CheckpointError,
     CheckpointMismatchError,
+    check_writable,
     checkpoint_path,
     list_checkpoints,
     restore_checkpoint,
     save_checkpoint,
 )
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingError", "evaluate", "nll_loss", "train"]
+__all__ = ["MAX_STEPS", "TrainConfig", "TrainResult", "TrainingError", "TrainingInterrupted", "evaluate",
+           "nll_loss", "train"]
 
 Array = jax.Array
 LossFn = Callable[[nnx.Module, Any, Array], Array]
@@ -75,14 +79,23 @@ class TrainConfig:
       log_every: steps per compiled block; the host syncs (progress bar, NaN check) once per block.
       checkpoint_every: steps between checkpoints (a multiple of ``log_every`` is best; blocks
         are cut at checkpoint steps); ``0``: only at the end.
-      keep_checkpoints: how many checkpoints to keep on disk.
+      keep_checkpoints: how many checkpoints to keep on disk (``0``: all).
       init_batch_size: examples passed to the data-dependent init (ActNorm).
-      progress: show a tqdm progress bar with the running nats.
+      progress: show the progress: a tqdm bar on a terminal, else one plain line every
+        ``log_every`` steps (step, mean training nats, validation nats, steps/s).
+      valid_every: steps between validations when :func:`train` gets ``valid_data`` (blocks are
+        cut there); ``0``: every ``checkpoint_every`` steps, or ``log_every`` if that is ``0``.
+      patience: stop early after this many validations in a row without a new best; ``0``:
+        never stop early.
+      valid_batch_size: examples per batch of the validation program.
+      restore_best: with ``valid_data``, the returned model holds the best validated parameters
+        (else those of the last step).
 
     A batch is ``(batch_size, ...)``, e.g. ``(128, 2)`` for the toy data.
 
-    No validation here: :func:`train` raises :class:`TrainingError` when the data hold fewer
-    than ``batch_size`` examples.
+    Raises:
+      ValueError: a count out of range, e.g. ``steps`` above 2,147,483,647 (the step counter is a
+        JAX ``int32``) or a ``batch_size`` below 1.
 
     Source: Appendix I.1 of the SurVAE paper (Nielsen et al. 2020) for the defaults (10,000
     steps, batch 128); this library for the block/checkpoint fields (docs/design.md 'Speed').
@@ -96,6 +109,23 @@ class TrainConfig:
     keep_checkpoints: int = 2
     init_batch_size: int = 512
     progress: bool = True
+    valid_every: int = 0
+    patience: int = 0
+    valid_batch_size: int = 8192
+    restore_best: bool = True
+
+    def __post_init__(self):
+        for name, low in (("steps", 1), ("batch_size", 1), ("log_every", 1), ("checkpoint_every", 0),
+                          ("keep_checkpoints", 0), ("init_batch_size", 1), ("valid_every", 0),
+                          ("patience", 0), ("valid_batch_size", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+                raise ValueError(f"TrainConfig: {name} must be an integer >= {low}, got {value!r}.")
+        if self.steps > MAX_STEPS:
+            raise ValueError(
+                f"TrainConfig: steps must be at most {MAX_STEPS:,} (the step counter is a JAX int32), "
+                f"got {self.steps:,}."
+            )
 
 
 @dataclasses.dataclass
@@ -106,13 +136,18 @@ class TrainResult:
       model: the trained model (the same object that was passed in, updated in place).
       step: the last step done (== ``config.steps``).
       train_nats: mean training loss over the last epoch (or all steps, if fewer), nats.
-      history: ``(K, 2)`` rows ``(step, mean loss of the block ending at step)``.
+      history: ``(K, 2)`` rows ``(step, mean loss of the steps since the previous row)``, one
+        row every ``log_every`` steps (and one at the last step).
       wall_time_s: seconds spent in the loop this session (compilation excluded).
       cpu_time_s: CPU seconds of this process (all threads) in the loop: on a shared machine,
         ``done / cpu_time_s`` estimates the steps per second the loop would reach alone.
       compile_time_s: seconds spent compiling the block.
       steps_per_second: steps done this session / ``wall_time_s``.
       resumed_from: the checkpoint step this session started from (``0`` for a fresh run).
+      valid_history: ``(K, 2)`` rows ``(step, validation nats)`` (empty without ``valid_data``;
+        after a resume, the rows up to the best step and those of this session).
+      best_step, best_valid_nats: the best validation (``None`` and ``inf`` without one).
+      stopped_early: training stopped after ``patience`` validations without a new best.
 
     Source: this library (docs/design.md 'Speed': timings measured per block, compile excluded).
     """
@@ -126,6 +161,10 @@ class TrainResult:
     compile_time_s: float
     steps_per_second: float
     resumed_from: int
+    valid_history: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2)))
+    best_step: int | None = None
+    best_valid_nats: float = math.inf
+    stopped_early: bool = False
 
 
 def nll_loss(model: nnx.Module, batch: Array, key: Array) -> Array:
@@ -207,6 +246,7 @@ def train(
     init_fn: Callable | str | None = "auto",
     callback: Callable[[int, float], None] | None = None,
     log: Callable[[str], None] | None = None,
+    valid_data: Any = None,
 ) -> TrainResult:
     """Train ``model`` on ``train_data`` and return a :class:`TrainResult`; ``model`` is updated.
 
@@ -228,12 +268,27 @@ def train(
         ``ActNorm`` (for data that is an array); ``None``: none.
       callback: ``callback(step, block_mean_nats)`` after each block (raise inside to stop).
       log: where the one-line notes go (a skipped damaged checkpoint); default: stderr.
+      valid_data: an optional validation set, like ``train_data``. Every ``valid_every`` steps
+        (:class:`TrainConfig`) its mean negative log-likelihood in nats is computed (a fixed key
+        for inexact models); the best is kept (in ``<checkpoint_dir>/best``, and returned in the
+        model when ``restore_best``), and training stops after ``patience`` validations without
+        a new best.
+
+    Ctrl-C (SIGINT, in the main thread): the block of steps running is finished, a checkpoint of
+    that step is written (with ``checkpoint_dir``) and :class:`TrainingInterrupted` (a
+    ``KeyboardInterrupt``) is raised; ``resume=True`` continues from that step, so nothing
+    trained is lost. A second Ctrl-C stops at once.
+
+    Before anything is trained: the config, the data sizes and that ``checkpoint_dir`` can be
+    written are checked.
 
     Raises:
       TrainingError: a NaN or infinite loss (naming the first bad step), or fewer examples than
         one batch.
-      CheckpointError: on resume, no checkpoint can be read (the newest one's error), or
-        :class:`~survae_jax.checkpoint.CheckpointMismatchError`: one written by a different model.
+      CheckpointError: ``checkpoint_dir`` cannot be written; on resume, no checkpoint can be read
+        (the newest one's error), or :class:`~survae_jax.checkpoint.CheckpointMismatchError`:
+        one written by a different model.
+      TrainingInterrupted: Ctrl-C, after the checkpoint of the last step done.
 
     Source: this library (docs/design.md 'Speed': one jitted block of steps, plain ``jax.jit`` over
     the ``nnx.split`` state, donated buffers); Adam from Kingma & Ba 2015 with lr 1e-3 as in
@@ -241,12 +296,7 @@ def train(
     """
     cfg = config
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
-    try:
-        n = num_examples(train_data)
-    except ValueError as e:
-        raise TrainingError(f"train: {e}") from e
-    if n < cfg.batch_size:
-        raise TrainingError(f"train: {n} examples is fewer than one batch of {cfg.batch_size}.")
+    n = _check_before_training(cfg, train_data, valid_data, checkpoint_dir)
     per_epoch = n // cfg.batch_size
     data = jax.tree.map(jnp.asarray, train_data)
     root = jax.random.key(cfg.seed)
@@ -272,11 +322,13 @@ def train(
     epoch_perm = jax.jit(_epoch_perm, static_argnums=2)
     perm_epoch, perm = start // per_epoch, epoch_perm(data_key, start // per_epoch, n)
 
-    if start >= cfg.steps:  # a finished run: nothing to compile or do
+    validation, validate = _start_validation(
+        cfg, graphdef, valid_data, jax.random.fold_in(root, 3), checkpoint_dir, start, state[:2])
+    valid_every = support.validation_every(cfg) if validation else 0
+
+    if start >= cfg.steps or (validation and validation.should_stop):  # finished: nothing to do
         nnx.update(model, *state[:2])
-        hist = np.asarray(history, np.float64).reshape(-1, 2)
-        return TrainResult(model, start, _last_epoch_mean(hist, per_epoch), hist, 0.0, 0.0, 0.0,
-                           float("nan"), start)
+        return _result(model, cfg, start, history, per_epoch, validation, 0.0, 0.0, 0.0, float("nan"), start)
 
     t0 = time.perf_counter()
     block = jax.jit(
@@ -287,15 +339,20 @@ def train(
     compiled = block.lower(*state, i32, i32, perm, data, key).compile()
     compile_time = time.perf_counter() - t0
 
-    bar = tqdm(total=cfg.steps, initial=start, disable=not cfg.progress, unit="step", dynamic_ncols=True)
+    progress = support.Progress(cfg.steps, start, cfg.progress, cfg.log_every)
+    sigint = support.SigintGuard(log or progress.note)
     rows = [tuple(r) for r in history]
     step, done, t_loop, c_loop = start, 0, 0.0, 0.0
     try:
+        sigint.install()
         while step < cfg.steps:
-            # A block ends at the next log step, checkpoint step, epoch end or the last step.
-            end = min(cfg.steps, step + cfg.log_every, (step // per_epoch + 1) * per_epoch)
+            # A block ends at the next multiple of log_every, checkpoint step, validation step,
+            # epoch end or the last step.
+            end = min(cfg.steps, (step // cfg.log_every + 1) * cfg.log_every, (step // per_epoch + 1) * per_epoch)
             if cfg.checkpoint_every:
                 end = min(end, (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every)
+            if valid_every:
+                end = min(end, (step // valid_every + 1) * valid_every)
             t1, c1 = time.perf_counter(), time.process_time()
             if step // per_epoch != perm_epoch:  # once per epoch: the new batch order
                 perm_epoch, perm = step // per_epoch, epoch_perm(data_key, step // per_epoch, n)
@@ -315,31 +372,111 @@ def train(
                 )
             step = end
             rows.append((step, mean))
-            bar.update(end - bar.n)
-            bar.set_postfix(nats=f"{mean:.4f}")
-            if checkpoint_dir and (
+            valid_text = ""
+            if valid_every and (step % valid_every == 0 or step == cfg.steps):
+                valid_text = validate(step, state[:2])
+            progress.update(step, mean, valid_text)
+            saved = checkpoint_dir and (
                 step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
-            ):
+            )
+            if saved:
                 save_checkpoint(checkpoint_dir, step, tuple(state), history=np.asarray(rows),
                                 keep=cfg.keep_checkpoints)
+            if sigint.requested or (validation and validation.should_stop):
+                _stop(checkpoint_dir, step, cfg, state, rows, saved, sigint.requested)
+                break  # early stopping (Ctrl-C raised in _stop)
             if callback is not None:
                 callback(step, mean)
     finally:
-        bar.close()
+        sigint.uninstall()
+        progress.close()
         nnx.update(model, *state[:2])
 
-    hist = np.asarray(rows, np.float64).reshape(-1, 2)
-    return TrainResult(
+    return _result(model, cfg, step, rows, per_epoch, validation, t_loop, c_loop, compile_time,
+                   done / t_loop if t_loop > 0 else float("nan"), start)
+
+
+def _check_before_training(cfg: TrainConfig, train_data, valid_data, checkpoint_dir) -> int:
+    """Everything that can be checked before a step is trained; returns the number of examples.
+
+    Raises :class:`TrainingError` for the data, ``CheckpointError`` for an unwritable
+    ``checkpoint_dir`` (found now, not at the first save).
+    """
+    try:
+        n = num_examples(train_data)
+    except ValueError as e:
+        raise TrainingError(f"train: {e}") from e
+    if n < cfg.batch_size:
+        raise TrainingError(f"train: {n} examples is fewer than one batch of {cfg.batch_size}.")
+    if valid_data is not None:
+        try:
+            num_examples(valid_data)
+        except (ValueError, IndexError) as e:
+            raise TrainingError(f"train: valid_data: {e}") from e
+    if checkpoint_dir:
+        check_writable(checkpoint_dir)
+    return n
+
+
+def _start_validation(cfg, graphdef, valid_data, key, checkpoint_dir, start, template):
+    """``(Validation, validate(step, state) -> progress text)``, or ``(None, None)`` without
+    ``valid_data``. On resume, the best so far is read from ``<checkpoint_dir>/best``."""
+    if valid_data is None:
+        return None, None
+    validation = support.Validation(cfg.patience)
+    every = support.validation_every(cfg)
+    best_dir = os.path.join(checkpoint_dir, "best") if checkpoint_dir else None
+    best = list_checkpoints(best_dir) if best_dir and start > 0 else []
+    if best and best[-1] <= start:
+        tree, best_step, valid_rows = restore_checkpoint(checkpoint_path(best_dir, best[-1]), tuple(template))
+        validation.resume(best_step, valid_rows, jax.device_get(tree), start, every)
+    nats_of = support.make_validator(graphdef, jax.tree.map(jnp.asarray, valid_data), cfg.valid_batch_size, key)
+
+    def validate(step, state):
+        value = nats_of(*state)  # NaN or inf is never a new best: it counts towards patience
+        if validation.record(step, value, tuple(state)) and best_dir:
+            save_checkpoint(best_dir, step, tuple(state), history=validation.history(), keep=1)
+        if validation.best_step is None:
+            return f"{value:.4f} (no best yet)"
+        return f"{value:.4f} (best {validation.best_nats:.4f} at step {validation.best_step:,})"
+
+    return validation, validate
+
+
+def _stop(checkpoint_dir, step, cfg, state, rows, saved, interrupted) -> None:
+    """Stop after the block ending at ``step``: write its checkpoint (unless just written); on
+    Ctrl-C raise :class:`TrainingInterrupted`."""
+    path = None
+    if checkpoint_dir:
+        path = checkpoint_path(checkpoint_dir, step) if saved else save_checkpoint(
+            checkpoint_dir, step, tuple(state), history=np.asarray(rows), keep=cfg.keep_checkpoints)
+    if interrupted:
+        where = f"; checkpoint {path} written, resume continues from it" if path else " (no checkpoint_dir)"
+        raise TrainingInterrupted(f"train: interrupted at step {step:,} of {cfg.steps:,}{where}.", step, path)
+
+
+def _result(model, cfg, step, rows, per_epoch, validation, t_loop, c_loop, compile_time, rate, start):
+    """The :class:`TrainResult`; with a validation set and ``restore_best``, the model gets the
+    best validated state."""
+    blocks = np.asarray(rows, np.float64).reshape(-1, 2)
+    result = TrainResult(
         model=model,
         step=step,
-        train_nats=_last_epoch_mean(hist, per_epoch),
-        history=hist,
+        train_nats=_last_epoch_mean(blocks, per_epoch),
+        history=support.bin_history(blocks, cfg.log_every),
         wall_time_s=t_loop,
         cpu_time_s=c_loop,
         compile_time_s=compile_time,
-        steps_per_second=done / t_loop if t_loop > 0 else float("nan"),
+        steps_per_second=rate,
         resumed_from=start,
     )
+    if validation is not None:
+        result.valid_history = validation.history()
+        result.best_step, result.best_valid_nats = validation.best_step, validation.best_nats
+        result.stopped_early = validation.should_stop
+        if cfg.restore_best and validation.best_state is not None:
+            nnx.update(model, *validation.best_state)
+    return result
 
 
 def _restore_newest_readable(directory: str, steps: list[int], template, log):

@@ -1,0 +1,109 @@
+"""save_model/load_model, loading what train() wrote, mismatch messages, steps past 8 digits."""
+
+import os
+
+import numpy as np
+import pytest
+from flax import nnx
+
+import survae_jax as sj
+from survae_jax.checkpoint import (
+    CheckpointError,
+    CheckpointMismatchError,
+    checkpoint_path,
+    list_checkpoints,
+    restore_checkpoint,
+    save_checkpoint,
+)
+from survae_jax.distributions import StandardNormal
+from survae_jax.nn import MLP
+from survae_jax.transforms import ActNorm, AffineCoupling, Reverse
+
+
+def build(seed=0, hidden=16):
+    rngs = nnx.Rngs(seed)
+    return sj.Flow(StandardNormal((2,)), [ActNorm(2), AffineCoupling(MLP(1, 2, (hidden,), rngs=rngs)), Reverse(2),
+                                          AffineCoupling(MLP(1, 2, (hidden,), rngs=rngs))])
+
+
+X = np.random.default_rng(0).standard_normal((256, 2)).astype(np.float32) * [1.0, 0.3] + [2.0, 0.0]
+CFG = sj.TrainConfig(steps=8, batch_size=32, log_every=4, checkpoint_every=4, progress=False)
+
+
+def test_save_model_load_model_round_trip(tmp_path):
+    model = build()
+    sj.train(model, X, config=CFG)
+    path = sj.save_model(str(tmp_path / "m"), model)
+    other = build(seed=1)
+    assert not np.allclose(other.log_prob(X), model.log_prob(X))
+    loaded = sj.load_model(path, other)
+    assert loaded is other and bool(other.transforms[0].initialized[...])
+    np.testing.assert_array_equal(np.asarray(other.log_prob(X)), np.asarray(model.log_prob(X)))
+    with pytest.raises(CheckpointError, match="exists; pass overwrite=True"):
+        sj.save_model(path, model)
+    sj.save_model(path, build(seed=3), overwrite=True)
+    with pytest.raises(CheckpointError, match="not found"):
+        sj.load_model(str(tmp_path / "nowhere"), build())
+
+
+def test_load_model_reads_what_train_wrote(tmp_path):
+    model = build()
+    sj.train(model, X, config=CFG, checkpoint_dir=str(tmp_path / "ck"))
+    want = np.asarray(model.log_prob(X))
+    for path in (tmp_path / "ck", tmp_path / "ck" / "step_00000008"):
+        np.testing.assert_array_equal(np.asarray(sj.load_model(str(path), build(seed=2)).log_prob(X)), want)
+    os.makedirs(tmp_path / "run")
+    os.rename(tmp_path / "ck", tmp_path / "run" / "checkpoints")  # a survae-jax run folder
+    np.testing.assert_array_equal(np.asarray(sj.load_model(str(tmp_path / "run"), build(seed=2)).log_prob(X)), want)
+
+
+def test_a_different_model_is_an_error_naming_the_arrays(tmp_path):
+    model = build()
+    sj.train(model, X, config=CFG, checkpoint_dir=str(tmp_path / "ck"))
+    with pytest.raises(CheckpointMismatchError) as e:
+        sj.load_model(str(tmp_path / "ck"), build(hidden=8))
+    msg = str(e.value)
+    assert "['net']['hidden'][0]['bias']" in msg and "(16,)" in msg and "(8,)" in msg and "expects" in msg
+    # The count mismatch says what the template expected and that it is a train() checkpoint.
+    with pytest.raises(CheckpointMismatchError) as e:
+        restore_checkpoint(checkpoint_path(str(tmp_path / "ck"), 8), nnx.state(build()))
+    msg = str(e.value)
+    assert "holds 32 arrays but the template has 11 (['transforms']: 11 arrays)" in msg
+    assert "['transforms'][0]['initialized']" in msg and "load_model" in msg
+    # A model with fewer layers whose arrays are a prefix of the saved ones: refused too.
+    sj.save_model(str(tmp_path / "m"), model)
+    short = sj.Flow(StandardNormal((2,)), [ActNorm(2), AffineCoupling(MLP(1, 2, (16,), rngs=nnx.Rngs(0)))])
+    with pytest.raises(CheckpointMismatchError, match="different model"):
+        sj.load_model(str(tmp_path / "m"), short)
+
+
+def test_checkpoints_past_eight_digits_are_listed_pruned_and_resumed(tmp_path):
+    d = str(tmp_path / "big")
+    tree = {"w": np.arange(3.0)}
+    for step in (99_999_999, 100_000_000, 100_000_001):
+        save_checkpoint(d, step, tree, keep=2)
+    assert sorted(os.listdir(d)) == ["step_100000000", "step_100000001"]
+    assert list_checkpoints(d) == [100_000_000, 100_000_001]
+
+    # train() resumes from a checkpoint of step 100,000,000 (its state taken from a short run).
+    small = str(tmp_path / "small")
+    full = build()
+    sj.train(full, X, config=CFG, checkpoint_dir=small)
+    g, params, rest = nnx.split(build(), nnx.Param, ...)
+    import optax
+
+    template = (params, rest, optax.adam(1e-3).init(params))
+    state, _, hist = restore_checkpoint(checkpoint_path(small, 8), template)
+    save_checkpoint(d, 100_000_002, state, history=hist, keep=0)
+    cfg = sj.TrainConfig(steps=100_000_010, batch_size=32, log_every=4, checkpoint_every=4, progress=False)
+    res = sj.train(build(), X, config=cfg, checkpoint_dir=d, resume=True)
+    assert res.resumed_from == 100_000_002 and res.step == 100_000_010
+    assert list_checkpoints(d)[-1] == 100_000_010
+
+
+def test_steps_beyond_the_int32_counter_are_refused():
+    with pytest.raises(ValueError, match=r"steps must be at most 2,147,483,647 .*int32.*got 1,000,000,000,000"):
+        sj.TrainConfig(steps=10**12)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        sj.TrainConfig(batch_size=0)
+    assert sj.TrainConfig(steps=2**31 - 1).steps == 2**31 - 1
