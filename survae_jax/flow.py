@@ -10,7 +10,7 @@ import jax
 from flax import nnx
 
 from survae_jax.distributions.base import Array, Distribution
-from survae_jax.functional.compose import compose_forward, compose_inverse, split_key
+from survae_jax.functional.compose import compose_forward, compose_inverse, compose_inverse_and_log_det, split_key
 from survae_jax.transforms.base import Transform
 
 
@@ -134,12 +134,19 @@ class Flow(Distribution):
     def sample_and_log_prob(self, key, num_samples=None, *, context=None):
         """Draw ``x`` and return ``(x, log_prob(x))``, shapes ``(B, ...)`` and ``(B,)``.
 
-        The log-density comes from a second, forward pass (exact flows give the exact value;
-        flows with stochastic layers give a one-sample ELBO of the drawn point).
+        An exact flow sums ``V`` on the sampling path (each layer's ``inverse_and_log_det``), so a
+        sample that rounds onto the edge of the support keeps its finite density; a flow with
+        stochastic layers gives a one-sample ELBO of the drawn point from a second, forward pass.
         """
         k_sample, k_lp = jax.random.split(_need_key(key, f"{self.name}.sample_and_log_prob"))
-        x = self.sample(k_sample, num_samples, context=context)
-        return x, self.log_prob(x, context=context, key=k_lp)
+        if not self.exact:
+            x = self.sample(k_sample, num_samples, context=context)
+            return x, self.log_prob(x, context=context, key=k_lp)
+        c = self._context(context)
+        k_base, k_layers = jax.random.split(k_sample)
+        z, log_pz = self.base.sample_and_log_prob(k_base, num_samples, context=c)
+        x, v = compose_inverse_and_log_det(z, self.transforms, key=k_layers, context=c)
+        return x, log_pz + v
 
     # ----------------------------------------------------------------- bounds
     def elbo(self, x: Array, *, key: Array, context: Array | None = None) -> Array:

@@ -118,3 +118,49 @@ def plot_samples(
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path)
     return path
+
+
+def image_grid(images: np.ndarray, *, num_levels: int = 256, ncols: int = 8, pad: int = 2) -> np.ndarray:
+    """Tile integer images ``(N, H, W, C)`` (``C`` 1 or 3, values in ``0..num_levels-1``) into one
+    ``uint8`` picture ``(rows (H + pad) + pad, ncols (W + pad) + pad, C)``, scaled to ``0..255``.
+
+    Raises:
+      ValueError: not ``(N, H, W, 1 or 3)``, not integers, or values outside ``0..num_levels-1``.
+
+    Source: this library (the sample grids of the image experiments, Appendix I.3).
+    """
+    x = np.asarray(images)
+    if x.ndim != 4 or x.shape[-1] not in (1, 3) or x.shape[0] < 1:
+        raise ValueError(f"image_grid: expected images of shape (N, H, W, 1 or 3), got {x.shape}.")
+    if not np.issubdtype(x.dtype, np.integer):
+        raise ValueError(f"image_grid: expected integer pixels, got dtype {x.dtype}.")
+    if x.min() < 0 or x.max() > num_levels - 1:
+        raise ValueError(f"image_grid: expected pixels in 0..{num_levels - 1}, got [{x.min()}, {x.max()}].")
+    n, h, w, c = x.shape
+    ncols = max(1, min(int(ncols), n))
+    rows = -(-n // ncols)
+    grid = np.full((rows * (h + pad) + pad, ncols * (w + pad) + pad, c), 255, np.uint8)
+    scaled = np.round(x.astype(np.float64) * 255.0 / (num_levels - 1)).astype(np.uint8)
+    for i in range(n):
+        r, q = divmod(i, ncols)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = scaled[i]
+    return grid
+
+
+def plot_image_grid(images: np.ndarray, path: str, *, num_levels: int = 256, ncols: int = 8,
+                    scale: int = 3) -> str:
+    """Write :func:`image_grid` of ``images`` ``(N, H, W, C)`` to ``path`` (PNG), each pixel
+    enlarged ``scale`` times; return ``path``.
+
+    Raises:
+      ValueError: see :func:`image_grid`.
+
+    Source: this library (matplotlib's ``imsave``, no ``pyplot``).
+    """
+    from matplotlib.image import imsave
+
+    grid = image_grid(images, num_levels=num_levels, ncols=ncols)
+    grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    imsave(path, grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255)
+    return path

@@ -9,7 +9,11 @@ How it is fast (docs/design.md, "Speed"):
 
 * the model is ``nnx.split`` once into a graph definition and its state; the hot loop is a plain
   ``jax.jit`` over ``(params, other state, optax state)``, not ``nnx.jit``/``nnx.Optimizer``;
-* one compiled call runs a block of up to ``log_every`` steps with ``lax.fori_loop``; the
+* one compiled call runs a block of up to ``log_every`` steps with ``lax.fori_loop``
+  (``execution="loop"``), or, for steps that XLA runs slower inside a loop (convolutions on
+  CPU), one jitted call runs one step (``execution="step"``); both are built on one step body
+  (the same bits for dense layers; XLA may pick other convolution kernels in a loop, which
+  round differently, hence a rule and not a timing decides). The
   batches are gathered inside the program from the training array, which lives on the device,
   by the epoch's permutation (drawn once per epoch by a small jitted call; blocks never cross
   an epoch boundary);
@@ -81,6 +85,11 @@ class TrainConfig:
         are cut at checkpoint steps); ``0``: only at the end.
       keep_checkpoints: how many checkpoints to keep on disk (``0``: all).
       init_batch_size: examples passed to the data-dependent init (ActNorm).
+      execution: how the steps run: ``"loop"``, a block of up to ``log_every`` steps in one
+        compiled ``lax.fori_loop`` per call; ``"step"``, one jitted call per step (the host still
+        syncs once per block); ``"auto"`` (default), a rule on the step's program (convolutions
+        on the CPU backend: ``"step"``, else ``"loop"``; see :func:`train`). The rule depends on the
+        model and backend only, never on a timing, so a resumed run makes the same choice.
       progress: show the progress: a tqdm bar on a terminal, else one plain line every
         ``log_every`` steps (step, mean training nats, validation nats, steps/s).
       valid_every: steps between validations when :func:`train` gets ``valid_data`` (blocks are
@@ -109,6 +118,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     init_batch_size: int = 512
     progress: bool = True
+    execution: str = "auto"
     valid_every: int = 0
     patience: int = 0
     valid_batch_size: int = 8192
@@ -144,6 +154,10 @@ class TrainResult:
       compile_time_s: seconds spent compiling the block.
       steps_per_second: steps done this session / ``wall_time_s``.
       resumed_from: the checkpoint step this session started from (``0`` for a fresh run).
+      execution: ``"loop"`` or ``"step"``, how the steps ran (``""``: nothing to run).
+      execution_reason: why (``"requested"`` or the rule of ``"auto"``).
+      memory_bytes: XLA's memory of the compiled program (arguments, outputs and temporaries;
+        0 when the backend does not say).
       valid_history: ``(K, 2)`` rows ``(step, validation nats)`` (empty without ``valid_data``;
         after a resume, the rows up to the best step and those of this session).
       best_step, best_valid_nats: the best validation (``None`` and ``inf`` without one).
@@ -161,6 +175,9 @@ class TrainResult:
     compile_time_s: float
     steps_per_second: float
     resumed_from: int
+    execution: str = ""
+    execution_reason: str = ""
+    memory_bytes: int = 0
     valid_history: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2)))
     best_step: int | None = None
     best_valid_nats: float = math.inf
@@ -201,11 +218,16 @@ def _epoch_perm(data_key, epoch, n):
     return jax.random.permutation(jax.random.fold_in(data_key, epoch), n)
 
 
-def _make_block(graphdef, loss_fn, optimizer, batch_size, per_epoch, n):
-    """The compiled unit: ``num`` steps from ``start``, all inside one epoch whose batch order is
-    ``perm``; returns the new state, the block's mean loss and the first non-finite step (or -1)."""
+def _make_programs(graphdef, loss_fn, optimizer, batch_size, per_epoch):
+    """The two compiled units, built on one step body ``advance`` so that they compute the same bits.
 
-    def one_step(carry, step, perm, data, key):
+    ``single(params, rest, opt_state, total, first_bad, step, perm, data, key)``: one step;
+    ``block(params, rest, opt_state, start, num, perm, data, key)``: ``num`` steps from ``start``
+    in one ``lax.fori_loop``, all inside one epoch whose batch order is ``perm``. Both carry the
+    sum of the losses and the first non-finite step (or -1).
+    """
+
+    def advance(carry, total, first_bad, step, perm, data, key):
         params, rest, opt_state = carry
         idx = jax.lax.dynamic_slice_in_dim(perm, (step % per_epoch) * batch_size, batch_size)
         batch = jax.tree.map(lambda a: jnp.take(a, idx, axis=0), data)
@@ -217,21 +239,46 @@ def _make_block(graphdef, loss_fn, optimizer, batch_size, per_epoch, n):
 
         (loss, rest), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), rest, opt_state), loss
+        bad = ~jnp.isfinite(loss) & (first_bad < 0)
+        carry = (optax.apply_updates(params, updates), rest, opt_state)
+        return carry, total + loss.astype(jnp.float32), jnp.where(bad, step, first_bad)
+
+    def single(params, rest, opt_state, total, first_bad, step, perm, data, key):
+        (params, rest, opt_state), total, first_bad = advance(
+            (params, rest, opt_state), total, first_bad, step, perm, data, key)
+        return params, rest, opt_state, total, first_bad
 
     def block(params, rest, opt_state, start, num, perm, data, key):
         def body(i, c):
-            carry, total, first_bad = c
-            step = start + i
-            carry, loss = one_step(carry, step, perm, data, key)
-            bad = ~jnp.isfinite(loss) & (first_bad < 0)
-            return carry, total + loss.astype(jnp.float32), jnp.where(bad, step, first_bad)
+            return advance(*c, start + i, perm, data, key)
 
         init = ((params, rest, opt_state), jnp.zeros((), jnp.float32), jnp.asarray(-1, jnp.int32))
         (params, rest, opt_state), total, first_bad = jax.lax.fori_loop(0, num, body, init)
-        return params, rest, opt_state, total / num, first_bad
+        return params, rest, opt_state, total, first_bad
 
-    return block
+    return single, block
+
+
+EXECUTIONS = ("auto", "loop", "step")
+
+
+def _choose_execution(requested: str, lowered) -> tuple[str, str]:
+    """``(execution, reason)``: ``"loop"`` (a block of steps per compiled call) or ``"step"``.
+
+    ``"auto"`` is a rule, checked on the lowered program of the loop: on the CPU backend, a
+    step that holds a convolution runs one jitted call per step, anything else runs in the
+    loop. Why: XLA:CPU rewrites the convolutions of a top-level program into the layout its
+    fast kernels take, but leaves several of those inside a ``while`` body (the weight and
+    input gradients) in other layouts, which go to a generic kernel: a small DenseNet flow
+    measured 4-7x slower per step in the loop. Without convolutions the two run the same
+    kernels and the loop saves one dispatch and host round trip per step.
+    """
+    if requested != "auto":
+        return requested, "requested"
+    if jax.default_backend() == "cpu" and "stablehlo.convolution" in lowered.as_text():
+        return "step", ("auto: the step holds convolutions, which XLA:CPU runs several times "
+                        "slower inside a compiled loop; one jitted call per step")
+    return "loop", "auto: no convolution on CPU (or not a CPU backend); a block of steps per call"
 
 
 def train(
@@ -267,7 +314,8 @@ def train(
         ``"auto"`` runs ``initialize_actnorm(model, batch, key=key)`` when the model holds an
         ``ActNorm`` (for data that is an array); ``None``: none.
       callback: ``callback(step, block_mean_nats)`` after each block (raise inside to stop).
-      log: where the one-line notes go (a skipped damaged checkpoint); default: stderr.
+      log: where the one-line notes go (the execution chosen, a skipped damaged checkpoint);
+        default: the skipped checkpoints to stderr, nothing else.
       valid_data: an optional validation set, like ``train_data``. Every ``valid_every`` steps
         (:class:`TrainConfig`) its mean negative log-likelihood in nats is computed (a fixed key
         for inexact models); the best is kept (in ``<checkpoint_dir>/best``, and returned in the
@@ -282,7 +330,13 @@ def train(
     Before anything is trained: the config, the data sizes and that ``checkpoint_dir`` can be
     written are checked.
 
+    Execution (``config.execution``): on XLA:CPU a step with convolutions runs several times
+    slower inside a compiled ``while`` loop than as a program of its own, while a step of dense
+    layers runs as fast in the loop and saves a dispatch per step; ``"auto"`` picks by that
+    rule and the result says which it took (:attr:`TrainResult.execution`).
+
     Raises:
+      ValueError: an unknown ``config.execution``.
       TrainingError: a NaN or infinite loss (naming the first bad step), or fewer examples than
         one batch.
       CheckpointError: ``checkpoint_dir`` cannot be written; on resume, no checkpoint can be read
@@ -295,6 +349,9 @@ def train(
     Appendix I.1 of the SurVAE paper.
     """
     cfg = config
+    if cfg.execution not in EXECUTIONS:
+        raise ValueError(f"train: TrainConfig.execution must be one of {EXECUTIONS}, got {cfg.execution!r}.")
+    note = log or (lambda msg: None)
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
     n = _check_before_training(cfg, train_data, valid_data, checkpoint_dir)
     per_epoch = n // cfg.batch_size
@@ -331,13 +388,31 @@ def train(
         return _result(model, cfg, start, history, per_epoch, validation, 0.0, 0.0, 0.0, float("nan"), start)
 
     t0 = time.perf_counter()
-    block = jax.jit(
-        _make_block(graphdef, loss_fn, optimizer, cfg.batch_size, per_epoch, n),
-        donate_argnums=(0, 1, 2),
-    )
-    i32 = jnp.asarray(0, jnp.int32)
-    compiled = block.lower(*state, i32, i32, perm, data, key).compile()
+    single, block = _make_programs(graphdef, loss_fn, optimizer, cfg.batch_size, per_epoch)
+    i32, f32 = jnp.asarray(0, jnp.int32), jnp.asarray(0.0, jnp.float32)
+    # Trace the loop first (the usual choice): the rule reads its program, and a dense model
+    # is traced once.
+    execution, reason = "step", "requested"
+    if cfg.execution != "step":
+        lowered = jax.jit(block, donate_argnums=(0, 1, 2)).lower(*state, i32, i32, perm, data, key)
+        execution, reason = _choose_execution(cfg.execution, lowered)
+    if execution == "step":
+        lowered = jax.jit(single, donate_argnums=(0, 1, 2, 3, 4)).lower(*state, f32, i32, i32, perm, data, key)
+    compiled = lowered.compile()
     compile_time = time.perf_counter() - t0
+    note(f"train: execution={execution} ({reason}); compiled in {compile_time:.1f} s.")
+
+    def run_block(state, begin, end):
+        if execution == "loop":
+            *state, total, first_bad = compiled(
+                *state, jnp.asarray(begin, jnp.int32), jnp.asarray(end - begin, jnp.int32),
+                perm, data, key)
+            return state, total, first_bad
+        total, first_bad = jnp.zeros((), jnp.float32), jnp.asarray(-1, jnp.int32)
+        for t in range(begin, end):
+            *state, total, first_bad = compiled(*state, total, first_bad, jnp.asarray(t, jnp.int32),
+                                                perm, data, key)
+        return state, total, first_bad
 
     progress = support.Progress(cfg.steps, start, cfg.progress, cfg.log_every)
     sigint = support.SigintGuard(log or progress.note)
@@ -356,11 +431,9 @@ def train(
             t1, c1 = time.perf_counter(), time.process_time()
             if step // per_epoch != perm_epoch:  # once per epoch: the new batch order
                 perm_epoch, perm = step // per_epoch, epoch_perm(data_key, step // per_epoch, n)
-            *state, mean, first_bad = compiled(
-                *state, jnp.asarray(step, jnp.int32), jnp.asarray(end - step, jnp.int32),
-                perm, data, key,
-            )
-            mean, first_bad = float(mean), int(first_bad)  # the one host sync per block
+            state, total, first_bad = run_block(state, step, end)
+            # The one host sync per block; the mean in float32 as the loop would compute it.
+            mean, first_bad = float(np.float32(total) / np.float32(end - step)), int(first_bad)
             t_loop += time.perf_counter() - t1
             c_loop += time.process_time() - c1
             done += end - step
@@ -393,7 +466,7 @@ def train(
         nnx.update(model, *state[:2])
 
     return _result(model, cfg, step, rows, per_epoch, validation, t_loop, c_loop, compile_time,
-                   done / t_loop if t_loop > 0 else float("nan"), start)
+                   done / t_loop if t_loop > 0 else float("nan"), start, execution, reason, compiled)
 
 
 def _check_before_training(cfg: TrainConfig, train_data, valid_data, checkpoint_dir) -> int:
@@ -455,7 +528,8 @@ def _stop(checkpoint_dir, step, cfg, state, rows, saved, interrupted) -> None:
         raise TrainingInterrupted(f"train: interrupted at step {step:,} of {cfg.steps:,}{where}.", step, path)
 
 
-def _result(model, cfg, step, rows, per_epoch, validation, t_loop, c_loop, compile_time, rate, start):
+def _result(model, cfg, step, rows, per_epoch, validation, t_loop, c_loop, compile_time, rate, start,
+            execution: str = "", reason: str = "", compiled=None):
     """The :class:`TrainResult`; with a validation set and ``restore_best``, the model gets the
     best validated state."""
     blocks = np.asarray(rows, np.float64).reshape(-1, 2)
@@ -469,6 +543,9 @@ def _result(model, cfg, step, rows, per_epoch, validation, t_loop, c_loop, compi
         compile_time_s=compile_time,
         steps_per_second=rate,
         resumed_from=start,
+        execution=execution,
+        execution_reason=reason,
+        memory_bytes=_memory_bytes(compiled) if compiled is not None else 0,
     )
     if validation is not None:
         result.valid_history = validation.history()
@@ -477,6 +554,16 @@ def _result(model, cfg, step, rows, per_epoch, validation, t_loop, c_loop, compi
         if cfg.restore_best and validation.best_state is not None:
             nnx.update(model, *validation.best_state)
     return result
+
+
+def _memory_bytes(compiled) -> int:
+    """Arguments + outputs + temporaries of a compiled program (aliased outputs counted once)."""
+    try:
+        m = compiled.memory_analysis()
+        return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
+                   + m.temp_size_in_bytes)
+    except Exception:  # not every backend reports it
+        return 0
 
 
 def _restore_newest_readable(directory: str, steps: list[int], template, log):

@@ -107,3 +107,23 @@ def test_steps_beyond_the_int32_counter_are_refused():
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
         sj.TrainConfig(batch_size=0)
     assert sj.TrainConfig(steps=2**31 - 1).steps == 2**31 - 1
+
+
+def test_permutations_drawn_at_construction_are_saved_and_restored(tmp_path):
+    """Issue 11, item 1: Permute's permutation and Conv1x1's LU permutation and signs are state;
+    a template built with another key gets the saved ones, so the density is the saved one."""
+    from survae_jax.transforms import Conv1x1, Permute
+
+    def perm_flow(seed):
+        rngs = nnx.Rngs(seed)
+        return sj.Flow(StandardNormal((6,)), [Permute(size=6, rngs=rngs), Conv1x1(6, lu=True, rngs=rngs),
+                                              AffineCoupling(MLP(3, 6, (8,), rngs=rngs))])
+
+    x = np.random.default_rng(1).standard_normal((16, 6)).astype(np.float32)
+    model, other = perm_flow(0), perm_flow(5)
+    assert not np.array_equal(np.asarray(model.transforms[0].permutation[...]),
+                              np.asarray(other.transforms[0].permutation[...]))
+    sj.load_model(sj.save_model(str(tmp_path / "m"), model), other)
+    np.testing.assert_array_equal(np.asarray(other.log_prob(x)), np.asarray(model.log_prob(x)))
+    np.testing.assert_array_equal(np.asarray(other.sample(nnx.Rngs(0).params(), 4)),
+                                  np.asarray(model.sample(nnx.Rngs(0).params(), 4)))

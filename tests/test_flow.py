@@ -235,3 +235,33 @@ def test_points_on_the_edge_of_the_support_get_minus_inf_not_nan(dataset):
     grads = nnx.grad(loss)(flow)
     assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
     assert np.isfinite(np.asarray(jax.grad(lambda x: flow.log_prob(x)[3])(x)[3])).all()
+
+
+def test_sample_and_log_prob_sums_v_on_the_sampling_path():
+    """Issue 11, item 6: samples of Logit + Scale(0.05) round to 1.0 in float32; their log p
+    comes from the latent (V of Logit in z: softplus(z) + softplus(-z)), finite and exact."""
+    from survae_jax.transforms import Compose, Logit, Scale
+
+    for flow in (Flow(StandardNormal((1,)), [Logit(), Scale(0.05)]),
+                 Flow(StandardNormal((1,)), [Compose([Logit(), Scale(0.05)])])):
+        for run in (flow.sample_and_log_prob, jax.jit(lambda k, n: flow.sample_and_log_prob(k, n), static_argnums=1)):
+            x, lp = run(jax.random.key(0), 2000)
+            assert int((x == 1.0).sum()) > 100  # the rounded samples are there
+            k_base = jax.random.split(jax.random.split(jax.random.key(0))[0])[0]
+            u = np.asarray(StandardNormal((1,)).sample(k_base, 2000), np.float64)[:, 0]
+            y = u / 0.05  # the Logit's latent
+            expected = (-0.5 * u**2 - 0.5 * math.log(2 * math.pi) + math.log(0.05)
+                        + np.logaddexp(0, y) + np.logaddexp(0, -y))
+            np.testing.assert_allclose(np.asarray(x)[:, 0], 1 / (1 + np.exp(-y)), atol=1e-6)
+            np.testing.assert_allclose(lp, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_latent_side_v_of_the_elementwise_maps_equals_their_forward_v():
+    from survae_jax.transforms import Logit, Scale, Shift, Sigmoid, Softplus, SoftplusInverse, Tanh
+
+    z = {"unit": jnp.array([[0.1, 0.5, 0.93]]), "pos": jnp.array([[0.2, 1.0, 3.0]]), "real": jnp.array([[-2.0, 0.3, 1.5]])}
+    for layer, dom in [(Sigmoid(), "unit"), (Logit(0.1), "real"), (Softplus(), "pos"), (SoftplusInverse(), "real"),
+                       (Tanh(), "unit"), (Scale(jnp.array([2.0, -3.0, 0.5])), "real"), (Shift(1.0), "real")]:
+        x, v = layer.inverse_and_log_det(z[dom])
+        np.testing.assert_allclose(x, layer.inverse(z[dom]), rtol=1e-6)
+        np.testing.assert_allclose(v, layer.forward(x)[1], rtol=1e-5, err_msg=layer.name)

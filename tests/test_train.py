@@ -1,5 +1,6 @@
 """The training loop: exact resume, learning, NaN errors, evaluation, checkpoints."""
 
+import dataclasses
 import os
 
 import jax
@@ -185,7 +186,8 @@ def test_resume_skips_a_damaged_newest_checkpoint(tmp_path):
     lines = []
     model = tiny_flow()
     res = train(model, data, config=cfg, checkpoint_dir=str(tmp_path), resume=True, log=lines.append)
-    assert len(lines) == 1 and "skipped the damaged checkpoint of step 12" in lines[0]
+    assert len(lines) == 2 and "skipped the damaged checkpoint of step 12" in lines[0]
+    assert lines[1].startswith("train: execution=loop")
     assert "step_00000012" in lines[0] and lines[0].endswith("trying step 6.")
     assert res.resumed_from == 6 and res.step == 12  # steps 7..12 redone: the same parameters
     for a, b in zip(params_of(full.model), params_of(model)):
@@ -213,6 +215,46 @@ def test_damaged_checkpoint_fails_before_orbax_reads_it(tmp_path, monkeypatch, w
     monkeypatch.setattr(checkpoint.ocp, "StandardCheckpointer", NoOrbax)
     with pytest.raises(CheckpointError, match="cannot read checkpoint .*step_00000003"):
         restore_checkpoint(path, tree)
+
+
+def tiny_conv_flow(seed=0):
+    from survae_jax.nn.densenet import DenseNet
+    from survae_jax.transforms.bijections.squeeze import Squeeze2d
+
+    rngs = nnx.Rngs(seed)
+    net = DenseNet(2, 4, mid_channels=4, depth=1, growth=2, zero_init_last=False, rngs=rngs)
+    return Flow(StandardNormal((2, 2, 4)), [Squeeze2d(), AffineCoupling(net, axis=-1)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_loop_and_per_step_execution_give_the_same_bits_and_say_which_ran(kind):
+    if kind == "dense":
+        make, data = tiny_flow, tiny_data(64)
+    else:
+        make = tiny_conv_flow
+        data = np.random.default_rng(1).standard_normal((64, 4, 4, 1)).astype(np.float32)
+    cfg = TrainConfig(steps=10, batch_size=16, seed=3, log_every=3, checkpoint_every=0, progress=False)
+    notes, runs = [], {}
+    modes = ("loop", "step", "auto") if kind == "dense" else ("loop", "auto")
+    for ex in modes:
+        runs[ex] = train(make(), data, config=dataclasses.replace(cfg, execution=ex), log=notes.append)
+        assert runs[ex].execution in ("loop", "step")
+    assert runs["loop"].execution == "loop" and runs["loop"].execution_reason == "requested"
+    # the rule: convolutions on XLA:CPU run one call per step, dense steps in the loop
+    expected = "step" if (kind == "conv" and jax.default_backend() == "cpu") else "loop"
+    assert runs["auto"].execution == expected and runs["auto"].execution_reason.startswith("auto:")
+    assert [n.split()[1] for n in notes] == [f"execution={m}" for m in modes[:-1]] + [f"execution={expected}"]
+    other = runs["step"] if kind == "dense" else runs["auto"]
+    assert other.execution == "step" or expected == "loop"
+    for a, b in zip(params_of(runs["loop"].model), params_of(other.model)):
+        if kind == "dense":  # the same kernels: the same bits
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        else:  # XLA picks other convolution kernels inside a loop: rounding differs
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(runs["loop"].history, other.history, rtol=1e-6)
+    with pytest.raises(ValueError, match="execution"):
+        train(make(), data, config=dataclasses.replace(cfg, execution="fast"))
 
 
 def test_validation_keeps_the_best_and_stops_early(tmp_path):
@@ -285,7 +327,8 @@ def test_ctrl_c_finishes_the_block_saves_it_and_resume_matches(tmp_path):
     with pytest.raises(TrainingInterrupted, match="interrupted at step 18 of 40; checkpoint .*step_00000018") as e:
         train(model, data, config=CFG, checkpoint_dir=str(tmp_path), callback=ctrl_c, log=lines.append)
     assert isinstance(e.value, KeyboardInterrupt) and e.value.step == 18
-    assert len(lines) == 1 and "stopping after this block" in lines[0]
+    assert lines[0].startswith("train: execution=loop")  # the loop's note, then the interrupt's
+    assert len(lines) == 2 and "stopping after this block" in lines[1]
     assert list_checkpoints(str(tmp_path)) == [12, 18]  # step 18 kept, not only the last regular one
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
     resumed = train(tiny_flow(), data, config=CFG, checkpoint_dir=str(tmp_path), resume=True)

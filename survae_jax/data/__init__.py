@@ -1,11 +1,10 @@
-"""Datasets: the 2-D toys of Appendix I.1 (and, appended by the point-cloud work, SpatialMNIST)."""
+"""Datasets: the 2-D toys of Appendix I.1, SpatialMNIST (I.2) and the image sets (I.3)."""
 
 from survae_jax.data.toy2d import DATASETS as TOY2D_DATASETS
 from survae_jax.data.toy2d import load_toy2d, sample_toy2d
 
 __all__ = ["TOY2D_DATASETS", "load_toy2d", "sample_toy2d"]
 
-# SpatialMNIST (point clouds from the real MNIST digits), appended by the point-cloud work.
 from survae_jax.data.mnist import load_mnist
 from survae_jax.data.spatial_mnist import (
     SpatialMNIST,
@@ -15,3 +14,16 @@ from survae_jax.data.spatial_mnist import (
 )
 
 __all__ += ["load_mnist", "SpatialMNIST", "build_spatial_mnist", "images_to_point_clouds", "load_spatial_mnist"]
+
+from survae_jax.data.images import (
+    load_cifar10,
+    load_digits,
+    load_fashion_mnist,
+    load_images,
+    load_mnist_images,
+    read_cifar10_batch,
+    write_cifar10_batch,
+)
+
+__all__ += ["load_cifar10", "load_digits", "load_fashion_mnist", "load_images", "load_mnist_images",
+            "read_cifar10_batch", "write_cifar10_batch"]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 
 import jax
@@ -161,6 +162,9 @@ def cpu_config(model: str) -> PointCloudConfig:
 
 
 PRESETS = {"paper": paper_config, "cpu": cpu_config}
+# Clouds per compiled call in evaluation (cloud evaluations, counting IWBO samples): large enough
+# that a call costs far more than its dispatch, small enough for the caches.
+EVAL_BATCH = 500
 
 
 
@@ -290,27 +294,48 @@ def ppll(log_prob: jax.Array | np.ndarray) -> float:
     return float(np.mean(np.asarray(log_prob)) / NUM_POINTS)
 
 
+@functools.lru_cache(maxsize=16)  # the same function for the same (k, chunk): evaluate's cache hits
 def iwbo_fn(num_samples: int, chunk_size: int):
     """A ``log_prob_fn(model, batch, key)`` for :func:`survae_jax.train.evaluate`: the IWBO.
 
-    The function maps a batch ``(B, 50, 2)`` to the IWBO ``(B,)`` in nats with ``num_samples``
-    importance samples, ``chunk_size`` at a time.
+    The function maps a batch ``(B, 50, 2)`` to the IWBO ``(B,)`` in nats,
+    ``logsumexp_k ELBO_k - log K`` with ``K = num_samples`` one-sample ELBOs. The ``K`` ELBOs of
+    a chunk of ``chunk_size`` samples come from one ``log_prob`` call on the batch repeated
+    ``chunk_size`` times, ``(chunk_size * B, 50, 2)`` (every row draws its own permutations, so
+    the rows are independent samples): the Transformers see one large batch instead of a
+    ``vmap`` over keys; the chunks run one after the other (``lax.map``).
 
-    The returned function raises what ``Flow.iwbo`` raises (``ValueError`` for bad sample/chunk
-    counts or shapes).
+    Raises:
+      ValueError: ``chunk_size`` that is not a positive divisor of ``num_samples``.
 
     Source: Burda et al. 2016 (IWBO); Nielsen et al. 2020, Appendix I.2 (k = 1000).
     """
+    num_samples, chunk = int(num_samples), int(chunk_size)
+    if num_samples < 1 or chunk < 1 or num_samples % chunk:
+        raise ValueError(f"iwbo_fn: chunk_size={chunk_size} must be a positive divisor of "
+                         f"num_samples={num_samples}.")
+
     def fn(model, batch, key):
-        return model.iwbo(batch, key=key, num_samples=num_samples, chunk_size=chunk_size)
+        b = batch.shape[0]
+        tiled = jnp.broadcast_to(batch, (chunk, *batch.shape)).reshape(chunk * b, *batch.shape[1:])
+
+        def one(k):
+            return model.log_prob(tiled, key=k).reshape(chunk, b)
+
+        keys = jax.random.split(key, num_samples // chunk)
+        log_w = one(keys[0]) if num_samples == chunk else jax.lax.map(one, keys).reshape(num_samples, b)
+        return jax.nn.logsumexp(log_w, axis=0) - np.log(num_samples).astype(np.float32)
+
     return fn
 
 
-def iwbo_metrics(flow: Flow, clouds, cfg: PointCloudConfig, *, key: jax.Array) -> dict:
+def iwbo_metrics(flow: Flow, clouds, cfg: PointCloudConfig, *, key: jax.Array, elbo=None) -> dict:
     """PermuteFlow's IWBO (``k = cfg.iwbo_samples``) and ELBO on the first ``cfg.iwbo_examples`` clouds, PPLL.
 
     Args:
       flow: the trained flow; clouds: test clouds ``(N, 50, 2)``; cfg: the config; key: PRNG key.
+      elbo: the one-sample ELBOs ``(N,)`` of ``clouds`` already computed (the test evaluation's):
+        their first ``iwbo_examples`` are used and no ELBO is computed again; ``None``: computed.
 
     Returns:
       ``{"test_iwbo_ppll", "test_elbo_ppll_iwbo_subset", "iwbo_samples", "iwbo_examples"}``.
@@ -318,12 +343,20 @@ def iwbo_metrics(flow: Flow, clouds, cfg: PointCloudConfig, *, key: jax.Array) -
     Source: Burda et al. 2016 (IWBO); Nielsen et al. 2020, Appendix I.2.
     """
     m = len(clouds) if cfg.iwbo_examples is None else min(int(cfg.iwbo_examples), len(clouds))
-    x, chunk = np.asarray(clouds[:m]), min(cfg.iwbo_chunk, cfg.iwbo_samples)
+    x, chunk = np.asarray(clouds[:m]), _iwbo_chunk(cfg)
     k_elbo, k_iwbo = jax.random.split(key)
-    elbo = evaluate(flow, x, batch_size=500, key=k_elbo)
-    iw = evaluate(flow, x, batch_size=50, key=k_iwbo, log_prob_fn=iwbo_fn(cfg.iwbo_samples, chunk))
-    return {"test_iwbo_ppll": ppll(iw), "test_elbo_ppll_iwbo_subset": ppll(elbo),
+    if elbo is None:
+        elbo = evaluate(flow, x, batch_size=EVAL_BATCH, key=k_elbo)
+    iw = evaluate(flow, x, batch_size=max(1, EVAL_BATCH // chunk), key=k_iwbo,
+                  log_prob_fn=iwbo_fn(cfg.iwbo_samples, chunk))
+    return {"test_iwbo_ppll": ppll(iw), "test_elbo_ppll_iwbo_subset": ppll(np.asarray(elbo)[:m]),
             "iwbo_samples": int(cfg.iwbo_samples), "iwbo_examples": m}
+
+
+def _iwbo_chunk(cfg: PointCloudConfig) -> int:
+    """The largest divisor of ``iwbo_samples`` that is at most ``iwbo_chunk``."""
+    k = int(cfg.iwbo_samples)
+    return max(d for d in range(1, min(int(cfg.iwbo_chunk), k) + 1) if k % d == 0)
 
 
 def plot_point_clouds(rows: dict, path, *, per_row: int = 8) -> str:
@@ -350,6 +383,9 @@ def plot_point_clouds(rows: dict, path, *, per_row: int = 8) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return str(path)
+
+
+_DATA_CACHE: dict = {}
 
 
 class SpatialMNISTExperiment(Experiment):
@@ -435,8 +471,14 @@ class SpatialMNISTExperiment(Experiment):
                            progress=progress)
 
     def load_data(self, config: PointCloudConfig):
-        data = load_spatial_mnist(seed=config.data_seed)
+        if config.data_seed not in _DATA_CACHE:
+            _DATA_CACHE.clear()  # one data set held at a time
+            _DATA_CACHE[config.data_seed] = load_spatial_mnist(seed=config.data_seed)
+        data = _DATA_CACHE[config.data_seed]
         return data.train, data.test
+
+    def eval_batch_size(self, config: PointCloudConfig) -> int:
+        return EVAL_BATCH
 
     def build_model(self, config: PointCloudConfig) -> Flow:
         return build_model(config)
@@ -452,9 +494,10 @@ class SpatialMNISTExperiment(Experiment):
                "num_parameters": num_parameters(model)}
         if model.exact:
             return {**out, "test_ppll": ppll(log_likelihood)}
-        test = self.load_data(config)[1]
+        test = self.load_data(config)[1]  # cached: not built again
         key = jax.random.fold_in(jax.random.key(config.seed), 11)
-        return {**out, "test_elbo_ppll": ppll(log_likelihood), **iwbo_metrics(model, test, config, key=key)}
+        return {**out, "test_elbo_ppll": ppll(log_likelihood),
+                **iwbo_metrics(model, test, config, key=key, elbo=log_likelihood)}
 
     def plot(self, model, config, test_data, run_dir, key) -> list[str]:
         return [self.sample(model, config, os.path.join(run_dir, "samples.png"), key, 16, real=test_data)]

@@ -142,6 +142,11 @@ class Experiment:
         """Data-dependent init for :func:`~survae_jax.train` (default ``"auto"``: ActNorm)."""
         return "auto"
 
+    def eval_batch_size(self, config: Any) -> int:
+        """Test examples per batch of :func:`~survae_jax.evaluation.evaluate` (default 8,192;
+        image models use fewer, their activations are large)."""
+        return 8192
+
     def log_prob_fn(self, config: Any) -> Callable | None:
         """Per-example test log-likelihood ``fn(model, batch, key) -> (B,)``; default ``log_prob``."""
         return None

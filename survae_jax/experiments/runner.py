@@ -3,6 +3,8 @@
 A run folder holds::
 
     config.json        the experiment's name and config (written first)
+    train.log          one line per note of the training loop (the execution it chose: a
+                       compiled loop of steps or one call per step, and why)
     checkpoints/       orbax checkpoints, step_00001000, ... (the last two kept)
     density.png ...    the experiment's figures
     metrics.json       train and test nats, times, steps/s (written last, atomically)
@@ -19,6 +21,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from typing import Any, Callable
 
@@ -131,14 +134,23 @@ def run_experiment(
 
     train_data, test_data = exp.load_data(config)
     model = exp.build_model(config)
+    log_path = os.path.join(run_dir, "train.log")
+
+    def note(msg: str) -> None:  # all to train.log; all but the execution note also to stderr
+        with open(log_path, "a") as f:
+            f.write(msg + "\n")
+        if not msg.startswith("train: execution="):
+            print(msg, file=sys.stderr, flush=True)
+
     result = train(
         model, train_data, config=exp.train_config(config, progress=progress),
         optimizer=exp.optimizer(config), loss_fn=exp.loss_fn(config),
-        checkpoint_dir=ckpt_dir, resume=resume, init_fn=exp.init_fn(config),
+        checkpoint_dir=ckpt_dir, resume=resume, init_fn=exp.init_fn(config), log=note,
     )
     key = jax.random.fold_in(jax.random.key(config.seed), 7)
     t_eval = time.perf_counter()
-    ll = evaluate(model, test_data, key=key, log_prob_fn=exp.log_prob_fn(config))
+    ll = evaluate(model, test_data, key=key, log_prob_fn=exp.log_prob_fn(config),
+                  batch_size=exp.eval_batch_size(config))
     out = {
         "experiment": exp.name,
         "step": result.step,
@@ -148,6 +160,8 @@ def run_experiment(
         "train_time_s": result.wall_time_s,
         "cpu_time_s": result.cpu_time_s,
         "compile_time_s": result.compile_time_s,
+        "execution": result.execution,
+        "execution_reason": result.execution_reason,
         "eval_time_s": time.perf_counter() - t_eval,
         "resumed_from": result.resumed_from,
         "backend": jax.default_backend(),
@@ -216,7 +230,7 @@ def evaluate_run(run_dir: str, *, iwbo: int | None = None) -> dict:
     exp, config, model, step = load_run(run_dir)
     _, test_data = exp.load_data(config)
     key = jax.random.fold_in(jax.random.key(config.seed), 7)
-    log_prob_fn, batch_size, extra = exp.log_prob_fn(config), 8192, {}
+    log_prob_fn, batch_size, extra = exp.log_prob_fn(config), exp.eval_batch_size(config), {}
     if iwbo is not None:
         k = int(iwbo)
         chunk = max(d for d in range(1, min(k, 128) + 1) if k % d == 0)  # samples per vmap
@@ -224,7 +238,8 @@ def evaluate_run(run_dir: str, *, iwbo: int | None = None) -> dict:
         def log_prob_fn(m, b, key_):
             return m.iwbo(b, key=key_, num_samples=k, chunk_size=chunk)
 
-        batch_size, extra = max(1, 65536 // chunk), {"iwbo_samples": k}
+        # examples x samples per batch: 65,536 at the default batch of 8,192, scaled with it
+        batch_size, extra = max(1, 8 * batch_size // chunk), {"iwbo_samples": k}
     ll = evaluate(model, test_data, key=key, log_prob_fn=log_prob_fn, batch_size=batch_size)
     return {"run": run_dir, "step": step, **exp.test_metrics(config, ll, model), **extra}
 

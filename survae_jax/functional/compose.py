@@ -63,6 +63,20 @@ def compose_inverse(z: Array, transforms: Sequence, *, key=None, context=None, n
     return z
 
 
+def compose_inverse_and_log_det(z: Array, transforms: Sequence, *, key=None, context=None, name=None):
+    """``(x, V)``: ``compose_inverse`` with ``V = sum_l V_l`` taken on the way (each layer's
+    ``inverse_and_log_det``), so a sample's density needs no second pass over the rounded ``x``."""
+    keys, total = split_key(key, len(transforms)), jnp.zeros((jnp.shape(z)[0],), jnp.result_type(z, float))
+    for i in reversed(range(len(transforms))):
+        t, k = transforms[i], keys[i]
+        z, v = _located(f"transforms[{i}] ({type(t).__name__})", lambda: t.inverse_and_log_det(z, key=k, context=context))
+        total = total + v
+    return z, total
+
+
+compose_inverse.and_log_det = compose_inverse_and_log_det
+
+
 def invert_forward(z: Array, bijection, *, key=None, context=None):
     """``(x, -V)`` with ``x = bijection.inverse(z)`` and ``V`` the bijection's ``log|det dz/dx|`` at ``x``."""
     where = f"Invert({type(bijection).__name__})"

@@ -18,10 +18,12 @@ from survae_jax.functional.checks import check_tensor
 Array = jax.Array
 
 
-def elementwise_pair(f: Callable, f_inv: Callable, log_df: Callable, name: str):
+def elementwise_pair(f: Callable, f_inv: Callable, log_df: Callable, name: str, log_df_z: Callable | None = None):
     """``forward(x, *params) -> (f(x), sum log|f'(x)|)`` and ``inverse(z, *params) -> f_inv(z)``
     from the entrywise ``f``, ``f_inv``, ``log_df``; a parameter is a scalar or an array that
-    broadcasts to the event shape, cast to the input's dtype. ``x, z: (B, ...)``, ``V: (B,)``."""
+    broadcasts to the event shape, cast to the input's dtype. ``x, z: (B, ...)``, ``V: (B,)``.
+    ``log_df_z(z) = log|f'(f_inv(z))|`` gives ``inverse.and_log_det(z) -> (x, V)``: V from the
+    latent side, finite where ``x`` rounds onto the edge of the domain."""
 
     def prepare(x, params, kwargs, layer):
         check_tensor(x, layer, min_ndim=1)
@@ -40,16 +42,24 @@ def elementwise_pair(f: Callable, f_inv: Callable, log_df: Callable, name: str):
         cast = lambda p: jnp.asarray(p).astype(x.dtype)  # noqa: E731
         return [cast(p) for p in params], {k: cast(p) for k, p in kwargs.items()}
 
+    def log_det(fn, x, params, kwargs):
+        return sum_except_batch(jnp.broadcast_to(fn(x, *params, **kwargs), x.shape).astype(x.dtype))
+
     def forward(x, *params, key=None, context=None, name=name, **kwargs):
         params, kwargs = prepare(x, params, kwargs, name)
-        log_det = jnp.broadcast_to(log_df(x, *params, **kwargs), x.shape).astype(x.dtype)
-        return f(x, *params, **kwargs), sum_except_batch(log_det)
+        return f(x, *params, **kwargs), log_det(log_df, x, params, kwargs)
 
     def inverse(z, *params, key=None, context=None, name=name, **kwargs):
         params, kwargs = prepare(z, params, kwargs, name)
         return f_inv(z, *params, **kwargs)
 
+    def and_log_det(z, *params, key=None, context=None, name=name, **kwargs):
+        params, kwargs = prepare(z, params, kwargs, name)
+        return f_inv(z, *params, **kwargs), log_det(log_df_z, z, params, kwargs)
+
     forward.__name__, inverse.__name__ = f"{name.lower()}_forward", f"{name.lower()}_inverse"
+    if log_df_z is not None:
+        inverse.and_log_det = and_log_det
     return forward, inverse
 
 
@@ -65,23 +75,37 @@ def _squeeze(x, eps):
     return eps + (1.0 - 2.0 * eps) * x
 
 
+def _log_sech2(x):  # log(1 - tanh(x)^2), finite for every finite x
+    return 2.0 * (jnp.log(2.0) - x - jax.nn.softplus(-2.0 * x))
+
+
+def _log_sigmoid_dx(x):  # log sigmoid'(x) = -softplus(x) - softplus(-x)
+    return -jax.nn.softplus(x) - jax.nn.softplus(-x)
+
+
+def _log_expm1_neg(y):  # log(1 - e^{-y})
+    return jnp.log(-jnp.expm1(-y))
+
+
 sigmoid_forward, sigmoid_inverse = elementwise_pair(
-    jax.nn.sigmoid, _logit, lambda x: -jax.nn.softplus(x) - jax.nn.softplus(-x), "Sigmoid")
+    jax.nn.sigmoid, _logit, _log_sigmoid_dx, "Sigmoid", lambda z: jnp.log(z) + jnp.log1p(-z))
 logit_forward, logit_inverse = elementwise_pair(
     lambda x, eps=0.0: _logit(_squeeze(x, eps)),
     lambda z, eps=0.0: (jax.nn.sigmoid(z) - eps) / (1.0 - 2.0 * eps),
     lambda x, eps=0.0: jnp.log1p(-2.0 * eps) - jnp.log(_squeeze(x, eps)) - jnp.log1p(-_squeeze(x, eps)),
-    "Logit")
+    "Logit", lambda z, eps=0.0: jnp.log1p(-2.0 * eps) - _log_sigmoid_dx(z))
 softplus_forward, softplus_inverse = elementwise_pair(
-    jax.nn.softplus, _softplus_inverse, lambda x: -jax.nn.softplus(-x), "Softplus")
+    jax.nn.softplus, _softplus_inverse, lambda x: -jax.nn.softplus(-x), "Softplus", _log_expm1_neg)
 softplus_inverse_forward, softplus_inverse_inverse = elementwise_pair(
-    _softplus_inverse, jax.nn.softplus, lambda x: -jnp.log(-jnp.expm1(-x)), "SoftplusInverse")
-tanh_forward, tanh_inverse = elementwise_pair(
-    jnp.tanh, jnp.arctanh, lambda x: 2.0 * (jnp.log(2.0) - x - jax.nn.softplus(-2.0 * x)), "Tanh")
+    _softplus_inverse, jax.nn.softplus, lambda x: -_log_expm1_neg(x), "SoftplusInverse",
+    lambda z: jax.nn.softplus(-z))
+tanh_forward, tanh_inverse = elementwise_pair(jnp.tanh, jnp.arctanh, _log_sech2, "Tanh", lambda z: jnp.log1p(-z * z))
+_log_abs_scale = lambda x, scale: jnp.log(jnp.abs(scale))  # noqa: E731
 scale_forward, scale_inverse = elementwise_pair(
-    lambda x, scale: x * scale, lambda z, scale: z / scale, lambda x, scale: jnp.log(jnp.abs(scale)), "Scale")
+    lambda x, scale: x * scale, lambda z, scale: z / scale, _log_abs_scale, "Scale", _log_abs_scale)
+_zero = lambda x, shift: jnp.zeros_like(x)  # noqa: E731
 shift_forward, shift_inverse = elementwise_pair(
-    lambda x, shift: x + shift, lambda z, shift: z - shift, lambda x, shift: jnp.zeros_like(x), "Shift")
+    lambda x, shift: x + shift, lambda z, shift: z - shift, _zero, "Shift", _zero)
 
 
 # ------------------------------------------------------------------ families (per-element parameters)

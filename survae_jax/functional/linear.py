@@ -45,6 +45,9 @@ def actnorm_init(x, *, axis=-1, eps=1e-6, num_features=None, name="ActNorm"):
     check_tensor(x, name, min_ndim=2)
     a = event_axis(x, axis, name, length=num_features)
     reduce = tuple(i for i in range(x.ndim) if i != a)
+    if x.size // x.shape[a] < 2:
+        raise ValueError(f"{name}: data-dependent initialisation needs >= 2 values per feature to measure a spread, "
+                         f"got a batch of shape {tuple(x.shape)} (features along axis {axis}).")
     return jnp.mean(x, axis=reduce), -jnp.log(jnp.std(x, axis=reduce) + eps)
 
 

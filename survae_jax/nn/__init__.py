@@ -1,10 +1,10 @@
 """Conditioner networks: ``MLP``, ``DenseNet`` (gated, NHWC), ``ElementwiseParams``."""
 
-from survae_jax.nn.densenet import DenseNet
+from survae_jax.nn.densenet import DenseBlock, DenseNet
 from survae_jax.nn.elementwise_params import ElementwiseParams
 from survae_jax.nn.mlp import MLP
 
-__all__ = ["MLP", "DenseNet", "ElementwiseParams"]
+__all__ = ["MLP", "DenseBlock", "DenseNet", "ElementwiseParams"]
 
 # Set-to-set Transformer conditioner for point clouds (appended by the point-cloud work).
 from survae_jax.nn.transformer import Transformer, with_dropout

@@ -31,23 +31,63 @@ class _DenseLayer(nnx.Module):
         return jnp.concatenate([h, g], axis=-1)
 
 
-class _ResidualDenseBlock(nnx.Module):
-    """``h + out(dense_layers(h))`` with a (gated) 1x1 output convolution."""
+class DenseBlock(nnx.Module):
+    """Dense block, ``(B, H, W, in_channels) -> (B, H, W, out_channels)``, NHWC.
+
+    ``depth`` dense layers, each appending ``growth`` channels ``relu(conv3x3(relu(conv1x1(h))))``
+    to its input (so the last one sees ``in_channels + (depth - 1) * growth`` channels), then a
+    1x1 output convolution to ``out_channels``; gated (``gated=True``): the convolution gives
+    ``3 * out_channels`` channels ``(a, b, c)`` and the block returns ``a + b * sigmoid(c)``.
+    Spatial size is kept ("SAME" padding).
+
+    Args:
+      in_channels, out_channels: channels in and out.
+      depth, growth: number of dense layers and channels each adds.
+      gated: the gated output unit.
+      zero_init: zero the output convolution (the block then outputs 0 at initialisation).
+      rngs: ``nnx.Rngs`` for the weights.
+
+    Raises:
+      ValueError: an input that is not ``(B, H, W, in_channels)``.
+
+    Source: Huang et al. (2017), DenseNet; the gated unit and layout of the reference SurVAE
+    code's ``DenseBlock`` (the context net of the dequantization flow, Appendix I.3).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, depth: int, growth: int,
+                 gated: bool = True, zero_init: bool = False, rngs: nnx.Rngs):
+        self.in_channels = int(in_channels)
+        self.layers = nnx.List(
+            [_DenseLayer(self.in_channels + i * growth, growth, rngs=rngs) for i in range(depth)]
+        )
+        self.gated = bool(gated)
+        width = int(out_channels) * (3 if gated else 1)
+        self.out = nnx.Conv(self.in_channels + depth * growth, width, (1, 1), rngs=rngs,
+                            **(_zeros() if zero_init else {}))
+
+    def _dense(self, h: Array) -> Array:
+        for layer in self.layers:
+            h = layer(h)
+        h = self.out(h)
+        return _gate(h) if self.gated else h
+
+    def __call__(self, x: Array) -> Array:
+        """Apply the block to ``x`` ``(B, H, W, in_channels)``."""
+        if x.ndim != 4 or x.shape[-1] != self.in_channels:
+            raise ValueError(
+                f"DenseBlock: expected input of shape (B, H, W, {self.in_channels}), got {tuple(x.shape)}."
+            )
+        return self._dense(x)
+
+
+class _ResidualDenseBlock(DenseBlock):
+    """``h + dense_block(h)``, channels kept."""
 
     def __init__(self, channels: int, depth: int, growth: int, gated: bool, *, rngs: nnx.Rngs):
-        self.layers = nnx.List(
-            [_DenseLayer(channels + i * growth, growth, rngs=rngs) for i in range(depth)]
-        )
-        self.gated = gated
-        width = channels * (3 if gated else 1)
-        self.out = nnx.Conv(channels + depth * growth, width, (1, 1), rngs=rngs)
+        super().__init__(channels, channels, depth=depth, growth=growth, gated=gated, rngs=rngs)
 
     def __call__(self, h: Array) -> Array:
-        g = h
-        for layer in self.layers:
-            g = layer(g)
-        g = self.out(g)
-        return h + (_gate(g) if self.gated else g)
+        return h + self._dense(h)
 
 
 class DenseNet(nnx.Module):

@@ -62,6 +62,15 @@ class Transform(nnx.Module):
         """Generative direction Z -> X: ``x``."""
         return type(self).functional[1](z, **self.functional_args(), key=key, context=context)
 
+    def inverse_and_log_det(self, z: Array, *, key: Array | None = None, context: Array | None = None):
+        """``(x, V)``: ``x = inverse(z)`` and its forward ``V``, from the latent side when the pair
+        knows it (``functional[1].and_log_det``), else by ``forward(x)``."""
+        latent_side = getattr(type(self).functional[1], "and_log_det", None)
+        if latent_side is not None:
+            return latent_side(z, **self.functional_args(), key=key, context=context)
+        x = self.inverse(z, key=key, context=context)
+        return x, self.forward(x, key=key, context=context)[1]
+
     @property
     def name(self) -> str:
         """The layer's class name, used in error messages."""
@@ -74,6 +83,11 @@ class Transform(nnx.Module):
         """``ValueError`` naming the layer unless ``x`` is as ``expected`` (``min_ndim``, ``ndim``,
         ``event_shape``, ``floating``; see :func:`survae_jax.functional.checks.check_tensor`)."""
         check_tensor(x, self.name, **expected)
+
+
+class Fixed(nnx.Variable):
+    """A layer's fixed array drawn at construction (a permutation, signs): state saved and restored
+    with the model, not an ``nnx.Param``, so optimisers leave it alone."""
 
 
 class Bijection(Transform):

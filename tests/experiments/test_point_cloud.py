@@ -96,6 +96,32 @@ def test_permuteflow_elbo_and_iwbo(permuteflow, clouds):
     assert np.isfinite(ppll(iwbo))
 
 
+@pytest.mark.slow
+def test_iwbo_fn_scores_repeated_rows_and_iwbo_metrics_reuses_the_elbo(permuteflow, clouds, monkeypatch):
+    import survae_jax.experiments.point_cloud as pc
+
+    x, key, k, chunk = clouds[:3], jax.random.key(4), 6, 3
+    iw = jax.jit(pc.iwbo_fn(k, chunk))(permuteflow, x, key)
+    # the same keys by hand: each chunk key scores the batch repeated 3 times, rows independent
+    tiled = jnp.concatenate([x] * chunk)
+    elbos = jnp.concatenate([log_prob(permuteflow, tiled, kk).reshape(chunk, 3)
+                             for kk in jax.random.split(key, k // chunk)])  # (k, 3)
+    assert np.abs(elbos[0] - elbos[1]).max() > 1e-4  # the repeated rows drew their own orders
+    np.testing.assert_allclose(iw, jax.nn.logsumexp(elbos, axis=0) - np.log(k), rtol=1e-6)
+    with pytest.raises(ValueError, match="divisor"):
+        pc.iwbo_fn(6, 4)
+    # iwbo_metrics with the test evaluation's ELBOs: no ELBO computed again, its subset reported
+    calls = []
+    real = pc.evaluate
+    monkeypatch.setattr(pc, "evaluate", lambda *a, **kw: calls.append(kw.get("log_prob_fn")) or real(*a, **kw))
+    cfg = dataclasses.replace(cpu_config("permuteflow"), iwbo_samples=4, iwbo_examples=3, iwbo_chunk=4)
+    elbo = np.array([-100.0, -200.0, -300.0, -400.0], np.float32)
+    out = pc.iwbo_metrics(permuteflow, np.asarray(clouds[:4]), cfg, key=key, elbo=elbo)
+    assert len(calls) == 1 and calls[0] is not None  # only the IWBO
+    assert out["test_elbo_ppll_iwbo_subset"] == pytest.approx(-200.0 / 50)
+    assert out["iwbo_examples"] == 3 and np.isfinite(out["test_iwbo_ppll"])
+
+
 def test_loss_uses_dropout_and_leaves_the_model_alone(sortflow, clouds):
     x = clouds[:8]
     before = log_prob(sortflow, x, None)

@@ -80,3 +80,27 @@ def test_densenet_errors():
         net(jnp.ones((2, 4, 4, 2)))
     with pytest.raises(ValueError, match=r"DenseNet: context must be \(B, H, W, Cc\)"):
         net(jnp.ones((2, 4, 4, 2)), jnp.ones((2, 3, 4, 1)))
+
+
+def test_dense_block_parameter_count_gate_and_errors():
+    from survae_jax.experiments.registry import num_parameters
+    from survae_jax.nn import DenseBlock
+
+    cin, cout, depth, growth = 3, 5, 2, 4
+    block = DenseBlock(cin, cout, depth=depth, growth=growth, rngs=nnx.Rngs(0))
+    expected = 0
+    for i in range(depth):
+        c = cin + i * growth
+        expected += (c * c + c) + (9 * c * growth + growth)  # 1x1 then 3x3 conv, with biases
+    expected += (cin + depth * growth) * 3 * cout + 3 * cout  # gated 1x1 output: 3 * cout channels
+    assert num_parameters(block) == expected == 616
+    x = jax.random.normal(jax.random.key(0), (2, 4, 4, cin))
+    h = x
+    for layer in block.layers:
+        h = layer(h)
+    a, b, c = jnp.split(block.out(h), 3, axis=-1)
+    np.testing.assert_allclose(block(x), a + b * jax.nn.sigmoid(c), rtol=1e-6)
+    zero = DenseBlock(cin, cout, depth=1, growth=2, zero_init=True, rngs=nnx.Rngs(0))
+    np.testing.assert_array_equal(zero(x), np.zeros((2, 4, 4, cout)))
+    with pytest.raises(ValueError, match=r"DenseBlock: expected input of shape \(B, H, W, 3\)"):
+        block(jnp.ones((2, 4, 4, 2)))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from survae_jax.functional.linear import permute_forward, permute_inverse
-from survae_jax.transforms.base import Bijection
+from survae_jax.transforms.base import Bijection, Fixed
 
 
 class Permute(Bijection):
@@ -31,10 +32,10 @@ class Permute(Bijection):
         if axis == 0:
             raise ValueError("Permute: axis 0 is the batch axis; permute an event axis.")
         self.axis = int(axis)
-        self.permutation = tuple(int(i) for i in perm)  # static, hashable, never trained
+        self.permutation = Fixed(jnp.asarray(perm, jnp.int32))  # saved with the model, never trained
 
     def functional_args(self):
-        return {"permutation": self.permutation, "axis": self.axis, "name": self.name}
+        return {"permutation": self.permutation[...], "axis": self.axis, "name": self.name}
 
 
 class Reverse(Permute):

@@ -168,3 +168,17 @@ def test_actnorm_off_the_data_path_warns():
         initialize_actnorm(flow, _data(jax.random.key(0), (16, 2)))
     assert bool(flow.transforms[0].initialized[...])
     assert not bool(flow.transforms[1].inner.initialized[...])
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (1, 3), (1, 1, 1, 3)])
+def test_init_refuses_a_batch_without_a_spread_and_leaves_the_layer_alone(shape):
+    """Issue 11, item 5: an empty batch gave NaN parameters, a batch of one a zero spread."""
+    layer = ActNorm(3)
+    flow = Flow(StandardNormal((3,)), [layer])
+    with pytest.raises(ValueError, match=r"ActNorm: .*>= 2 values per feature.*shape \(" + str(shape[0])):
+        initialize_actnorm(flow, jnp.ones(shape))
+    assert not bool(layer.initialized[...])
+    np.testing.assert_array_equal(layer.loc[...], 0.0)
+    np.testing.assert_array_equal(layer.log_scale[...], 0.0)
+    layer.initialize(jnp.ones((1, 2, 2, 3)) * jnp.arange(4.0).reshape(1, 2, 2, 1))  # 4 positions: a spread
+    assert bool(layer.initialized[...]) and np.isfinite(np.asarray(layer.log_scale[...])).all()
