@@ -56,6 +56,10 @@ def one_line_error(err):
          "has no couplings"),
         (["train", "spatial_mnist", "--iwbo-samples", "10"], "--iwbo-samples only apply to --model permuteflow"),
         (["train", "spatial_mnist", "--steps", "5", "--epochs", "2"], "--steps and --epochs"),
+        (["train", "vae", "--model", "glow"], "invalid choice: 'glow'"),
+        (["train", "vae", "--epochs", "0"], "argument --epochs: must be an integer >= 1"),
+        (["train", "vae", "--steps", "5", "--epochs", "2"], "vae: --steps and --epochs"),
+        (["train", "vae", "--iwbo-chunk", "300"], "iwbo_chunk=300 must divide iwbo_samples=1000"),
     ],
 )
 def test_bad_usage(argv, expect, capsys, tmp_path):

@@ -113,8 +113,19 @@ def test_conditional_normal_against_scipy():
     np.testing.assert_allclose(lp, d.log_prob(s2, context=CTX), rtol=1e-5)
     with pytest.raises(ValueError, match="ConditionalNormal.*context"):
         d.log_prob(x)
-    with pytest.raises(ValueError, match="ConditionalNormal.*num_samples=3"):
-        d.sample(KEY, 3, context=CTX)
+    np.testing.assert_allclose(d.mean(context=CTX), mean, rtol=1e-5)
+    np.testing.assert_allclose(d.mode(context=CTX), mean, rtol=1e-5)
+    s3, lp3 = d.sample_and_log_prob(KEY, 3, context=CTX)  # sample axis first: (n, B, D)
+    assert s3.shape == (3, 4, 3) and lp3.shape == (3, 4)
+    want3 = stats.norm.logpdf(np.asarray(s3), loc=mean, scale=np.exp(log_scale)).sum(-1)
+    np.testing.assert_allclose(lp3, want3, rtol=1e-5)
+    assert d.sample(KEY, 3, context=CTX).shape == (3, 4, 3)
+    many = np.asarray(d.sample(KEY, 20000, context=CTX))  # the draws follow N(mean, scale^2)
+    np.testing.assert_allclose(many.mean(0), mean, atol=0.05 * np.exp(log_scale).max() + 1e-3)
+    np.testing.assert_allclose(many.std(0), np.exp(log_scale), rtol=0.03)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="ConditionalNormal.sample: num_samples must be None"):
+            d.sample(KEY, bad, context=CTX)
     with pytest.raises(ValueError, match="ConditionalNormal.*expected x of shape"):
         d.log_prob(x[:, :2], context=CTX)
     with pytest.raises(ValueError, match="2 \\* D"):
@@ -130,6 +141,14 @@ def test_conditional_bernoulli_closed_form():
     np.testing.assert_allclose(d.log_prob(x, context=CTX), want, rtol=1e-5)
     s = d.sample(KEY, context=CTX)
     assert s.shape == (4, 3) and set(np.unique(np.asarray(s)).tolist()) <= {0, 1}
+    np.testing.assert_allclose(d.mean(context=CTX), p, rtol=1e-5)
+    np.testing.assert_array_equal(d.mode(context=CTX), (logits > 0).astype(np.int32))
+    s5, lp5 = d.sample_and_log_prob(KEY, 5, context=CTX)
+    assert s5.shape == (5, 4, 3) and lp5.shape == (5, 4)
+    want5 = np.sum(np.where(np.asarray(s5) == 1, np.log(p), np.log1p(-p)), axis=-1)
+    np.testing.assert_allclose(lp5, want5, rtol=1e-5)
+    freq = np.asarray(d.sample(KEY, 20000, context=CTX)).mean(0)
+    np.testing.assert_allclose(freq, p, atol=0.02)
     with pytest.raises(ValueError, match="ConditionalBernoulli"):
         d.log_prob(x[:, :2], context=CTX)
     with pytest.raises(ValueError, match="ConditionalBernoulli.*context"):
@@ -146,6 +165,13 @@ def test_conditional_categorical_closed_form():
     np.testing.assert_allclose(d.log_prob(x, context=CTX), want, rtol=1e-5)
     s = np.asarray(d.sample(KEY, context=CTX))
     assert s.shape == (4, 2) and s.min() >= 0 and s.max() <= 4
+    probs = np.exp(log_softmax)
+    np.testing.assert_array_equal(d.mode(context=CTX), logits.argmax(-1))
+    np.testing.assert_allclose(d.mean(context=CTX), (probs * np.arange(5)).sum(-1), rtol=1e-5)
+    s6, lp6 = d.sample_and_log_prob(KEY, 6, context=CTX)
+    assert s6.shape == (6, 4, 2) and lp6.shape == (6, 4)
+    want6 = np.take_along_axis(log_softmax[None], np.asarray(s6)[..., None], axis=-1)[..., 0].sum(-1)
+    np.testing.assert_allclose(lp6, want6, rtol=1e-5)
     with pytest.raises(ValueError, match="ConditionalCategorical.*expected x of shape"):
         d.log_prob(x[:, :1], context=CTX)
 

@@ -20,6 +20,20 @@ def test_toy2d_absflow_notebook_runs(tmp_path, monkeypatch):
     assert "test:" in outputs and "nats" in outputs
 
 
+@pytest.mark.slow
+def test_vae_mnist_notebook_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("SURVAE_NOTEBOOK_STEPS", "5")
+    monkeypatch.setenv("SURVAE_NOTEBOOK_OUT", str(tmp_path))
+    nb = nbformat.read(os.path.join(NOTEBOOKS, "vae_mnist.ipynb"), as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert (tmp_path / "vae_mnist_samples.png").exists()
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    for name in ("vae", "hvae", "flowprior"):
+        assert f"{name}: 5 steps" in outputs
+    assert outputs.count("IWBO(100)") == 3
+    assert "['VAE', 'VAE']" in outputs  # the hierarchical VAE is two VAE layers
+
+
 def _run(name, tmp_path):
     nb = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()

@@ -16,6 +16,7 @@ EXPERIMENT_MODULES: dict[str, str] = {
     "toy2d": "survae_jax.experiments.toy2d",
     "spatial_mnist": "survae_jax.experiments.point_cloud",
     "image": "survae_jax.experiments.image",
+    "vae": "survae_jax.experiments.vae",
 }
 
 

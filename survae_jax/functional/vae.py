@@ -24,7 +24,12 @@ def vae_forward(x: Array, decoder, encoder, *, key=None, context=None, name: str
     """``(z, V)``: ``z ~ q(z|x)`` (``encoder``, context ``x``), ``V = log p(x|z) - log q(z|x)``."""
     k_enc, k_dec = jax.random.split(require_key(key, f"{name}.forward"))
     _check(x, name, "input")
-    z, log_q = UserDistribution(encoder, name, "encoder q(z|x)").sample_and_log_prob(k_enc, context=x)
+    try:
+        z, log_q = UserDistribution(encoder, name, "encoder q(z|x)").sample_and_log_prob(k_enc, context=x)
+    except Exception as e:
+        e.add_note(f"{name} takes the decoder p(x|z) first and the encoder q(z|x) second: were the two "
+                   "swapped? Pass them as VAE(decoder=..., encoder=...).")
+        raise
     if z.ndim < 1 or z.shape[0] != x.shape[0]:
         raise ValueError(f"{name}: expected an encoder sample of shape ({x.shape[0]}, ...), got {tuple(z.shape)}.")
     log_px = UserDistribution(decoder, name, "decoder p(x|z)").log_prob(x, context=z, key=k_dec)

@@ -16,6 +16,14 @@ class VAE(StochasticTransform):
 
     Shapes: ``x (B, ...)`` (integers too, for a discrete decoder) -> ``z (B, ...)``.
 
+    Argument order: the decoder comes first, ``VAE(decoder, encoder)``, as in the reference code
+    (a layer is named by its generative direction); pass both by keyword to make it plain. Swapped
+    arguments show on the first ``forward``: the would-be encoder refuses ``x`` and its error
+    carries a note saying so. E.g. on binarised MNIST (``survae_jax.experiments.vae``)::
+
+        Flow(StandardNormal((20,)), [VAE(decoder=ConditionalBernoulli(dec_net),  # z (B, 20) -> logits (B, 28, 28, 1)
+                                         encoder=ConditionalNormal(enc_net))])   # x -> (B, 40): mean, log-scale
+
     Source: Nielsen et al. (2020), Appendix A and H.1; Kingma & Welling (2014).
     """
 

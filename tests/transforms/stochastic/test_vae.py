@@ -73,3 +73,18 @@ def test_errors():
     # the encoder's net expects 1 input: its own error (TypeError), with a note naming VAE
     with pytest.raises(TypeError, match=r"VAE: raised by its encoder .*\(2, 3\)"):
         _vae().forward(jnp.zeros((2, 3)), key=jax.random.key(0))
+
+
+def test_swapped_encoder_and_decoder_are_named():
+    """VAE(encoder, decoder) by mistake: the would-be encoder (a decoder net from z (B, 2)) refuses x (B, 5)."""
+    from survae_jax.distributions import ConditionalBernoulli
+    from survae_jax.nn import MLP
+
+    decoder = ConditionalBernoulli(MLP(2, 5, (8,), rngs=nnx.Rngs(0)))  # z (B, 2) -> logits (B, 5)
+    encoder = ConditionalNormal(MLP(5, 4, (8,), rngs=nnx.Rngs(1)))     # x (B, 5) -> mean, log-scale (B, 2)
+    x = jnp.ones((3, 5))
+    z, v = VAE(decoder=decoder, encoder=encoder).forward(x, key=jax.random.key(0))
+    assert z.shape == (3, 2) and v.shape == (3,)
+    with pytest.raises(ValueError, match=r"(?s)MLP: expected input of shape \(\.\.\., 2\).*VAE: raised by its encoder.*"
+                                         r"were the two swapped\? Pass them as VAE\(decoder=\.\.\., encoder=\.\.\.\)"):
+        VAE(encoder, decoder).forward(x, key=jax.random.key(0))
