@@ -13,7 +13,8 @@ from survae_jax.functional.surjection import (Fibre, Surjective, generative_forw
                                               generative_pair, inference_forward, inference_inverse, inference_pair)
 from survae_jax.functional.abs import (abs_forward, abs_inverse, abs_surjection, generative_abs_forward,
                                        generative_abs_inverse)
-from survae_jax.functional.compose import compose_forward, compose_inverse, invert_forward, invert_inverse
+from survae_jax.functional.compose import (compose_forward, compose_inverse, compose_inverse_and_log_det,
+                                           invert_forward, invert_inverse, off_support)
 from survae_jax.functional.max import (generative_max_forward, generative_max_inverse, max_forward, max_inverse,
                                        max_surjection)
 from survae_jax.functional.maxpool import (generative_max_pool_forward, generative_max_pool_inverse, max_pool_forward,

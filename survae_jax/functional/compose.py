@@ -24,9 +24,8 @@ def _located(where: str, call):
 
 
 def off_support(z: Array, dead: Array) -> tuple[Array, Array]:
-    """``(z', dead')``: rows of ``z`` with a non-finite entry join ``dead`` (density 0), their
-    non-finite entries become 0 and dead rows carry no gradient back, so that no inf reaches a
-    net and no ``0 * inf`` a finite row's gradient (the double-``where``)."""
+    """Rows of ``z`` with a non-finite entry join ``dead`` (density 0); those entries become 0 and dead
+    rows pass no gradient back: no inf reaches a net, no ``0 * inf`` a finite row's gradient."""
     if not jnp.issubdtype(z.dtype, jnp.inexact):
         return z, dead
     finite = jnp.isfinite(z)
@@ -64,12 +63,11 @@ def compose_inverse(z: Array, transforms: Sequence, *, key=None, context=None, n
 
 
 def compose_inverse_and_log_det(z: Array, transforms: Sequence, *, key=None, context=None, name=None):
-    """``(x, V)``: ``compose_inverse`` with ``V = sum_l V_l`` taken on the way (each layer's
-    ``inverse_and_log_det``), so a sample's density needs no second pass over the rounded ``x``."""
+    """``(x, V)``: ``compose_inverse`` summing each layer's ``inverse_and_log_det`` on the way."""
     keys, total = split_key(key, len(transforms)), jnp.zeros((jnp.shape(z)[0],), jnp.result_type(z, float))
     for i in reversed(range(len(transforms))):
         t, k = transforms[i], keys[i]
-        z, v = _located(f"transforms[{i}] ({type(t).__name__})", lambda: t.inverse_and_log_det(z, key=k, context=context))
+        z, v = _located(f"transforms[{i}] ({t.name})", lambda: t.inverse_and_log_det(z, key=k, context=context))
         total = total + v
     return z, total
 

@@ -19,11 +19,10 @@ Array = jax.Array
 
 
 def elementwise_pair(f: Callable, f_inv: Callable, log_df: Callable, name: str, log_df_z: Callable | None = None):
-    """``forward(x, *params) -> (f(x), sum log|f'(x)|)`` and ``inverse(z, *params) -> f_inv(z)``
-    from the entrywise ``f``, ``f_inv``, ``log_df``; a parameter is a scalar or an array that
-    broadcasts to the event shape; input and parameters are promoted (``jnp.result_type``). ``x, z: (B, ...)``, ``V: (B,)``.
-    ``log_df_z(z) = log|f'(f_inv(z))|`` gives ``inverse.and_log_det(z) -> (x, V)``: V from the
-    latent side, finite where ``x`` rounds onto the edge of the domain."""
+    """``forward(x, *params) -> (f(x), sum log|f'(x)|)``, ``inverse(z, *params) -> f_inv(z)`` from the
+    entrywise ``f``, ``f_inv``, ``log_df``; parameters broadcast to the event shape and are promoted
+    with the input (``jnp.result_type``). ``log_df_z(z) = log|f'(f_inv(z))|`` adds
+    ``inverse.and_log_det(z) -> (x, V)``, V from the latent side (finite where ``x`` rounds onto an edge)."""
 
     def prepare(x, params, kwargs, layer):
         check_tensor(x, layer, min_ndim=1)
@@ -63,29 +62,15 @@ def elementwise_pair(f: Callable, f_inv: Callable, log_df: Callable, name: str, 
     return forward, inverse
 
 
-def _logit(p):
-    return jnp.log(p) - jnp.log1p(-p)
-
-
-def _softplus_inverse(y):
-    return y + jnp.log(-jnp.expm1(-y))  # log(e^y - 1), no overflow for large y
-
-
-def _squeeze(x, eps):
-    return eps + (1.0 - 2.0 * eps) * x
-
-
-def _log_sech2(x):  # log(1 - tanh(x)^2), finite for every finite x
-    return 2.0 * (jnp.log(2.0) - x - jax.nn.softplus(-2.0 * x))
-
-
-def _log_sigmoid_dx(x):  # log sigmoid'(x) = -softplus(x) - softplus(-x)
-    return -jax.nn.softplus(x) - jax.nn.softplus(-x)
-
-
-def _log_expm1_neg(y):  # log(1 - e^{-y})
-    return jnp.log(-jnp.expm1(-y))
-
+# ruff: noqa: E731
+_logit = lambda p: jnp.log(p) - jnp.log1p(-p)
+_log_expm1_neg = lambda y: jnp.log(-jnp.expm1(-y))  # log(1 - e^{-y})
+_softplus_inverse = lambda y: y + _log_expm1_neg(y)  # log(e^y - 1), no overflow for large y
+_squeeze = lambda x, eps: eps + (1.0 - 2.0 * eps) * x
+_log_sech2 = lambda x: 2.0 * (jnp.log(2.0) - x - jax.nn.softplus(-2.0 * x))  # log(1 - tanh(x)^2), finite
+_log_sigmoid_dx = lambda x: -jax.nn.softplus(x) - jax.nn.softplus(-x)  # log sigmoid'(x)
+_log_abs_scale = lambda x, scale: jnp.log(jnp.abs(scale))
+_zero = lambda x, shift: jnp.zeros_like(x)
 
 sigmoid_forward, sigmoid_inverse = elementwise_pair(
     jax.nn.sigmoid, _logit, _log_sigmoid_dx, "Sigmoid", lambda z: jnp.log(z) + jnp.log1p(-z))
@@ -100,10 +85,8 @@ softplus_inverse_forward, softplus_inverse_inverse = elementwise_pair(
     _softplus_inverse, jax.nn.softplus, lambda x: -_log_expm1_neg(x), "SoftplusInverse",
     lambda z: jax.nn.softplus(-z))
 tanh_forward, tanh_inverse = elementwise_pair(jnp.tanh, jnp.arctanh, _log_sech2, "Tanh", lambda z: jnp.log1p(-z * z))
-_log_abs_scale = lambda x, scale: jnp.log(jnp.abs(scale))  # noqa: E731
 scale_forward, scale_inverse = elementwise_pair(
     lambda x, scale: x * scale, lambda z, scale: z / scale, _log_abs_scale, "Scale", _log_abs_scale)
-_zero = lambda x, shift: jnp.zeros_like(x)  # noqa: E731
 shift_forward, shift_inverse = elementwise_pair(
     lambda x, shift: x + shift, lambda z, shift: z - shift, _zero, "Shift", _zero)
 

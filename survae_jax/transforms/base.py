@@ -63,8 +63,7 @@ class Transform(nnx.Module):
         return type(self).functional[1](z, **self.functional_args(), key=key, context=context)
 
     def inverse_and_log_det(self, z: Array, *, key: Array | None = None, context: Array | None = None):
-        """``(x, V)``: ``x = inverse(z)`` and its forward ``V``, from the latent side when the pair
-        knows it (``functional[1].and_log_det``), else by ``forward(x)``."""
+        """``(inverse(z), V)``, V from ``functional[1].and_log_det`` (latent side) or else ``forward``."""
         latent_side = getattr(type(self).functional[1], "and_log_det", None)
         if latent_side is not None:
             return latent_side(z, **self.functional_args(), key=key, context=context)
@@ -86,8 +85,7 @@ class Transform(nnx.Module):
 
 
 class Fixed(nnx.Variable):
-    """A layer's fixed array drawn at construction (a permutation, signs): state saved and restored
-    with the model, not an ``nnx.Param``, so optimisers leave it alone."""
+    """A fixed array drawn at construction (a permutation, signs): saved state, not a ``Param``."""
 
 
 class Bijection(Transform):

@@ -14,8 +14,7 @@ from survae_jax.transforms.base import Array, Bijection, Transform
 
 
 class ActNormInitialized(nnx.Variable):
-    """State (not an ``nnx.Param``, so optimisers leave it alone) holding a scalar bool: whether
-    :func:`initialize_actnorm` has set the ``ActNorm``'s parameters; saved with the checkpoint."""
+    """State (not a ``Param``; saved) holding a bool: :func:`initialize_actnorm` has set the layer."""
 
 
 class ActNorm(Bijection):
@@ -27,9 +26,7 @@ class ActNorm(Bijection):
     call) sets ``loc`` to the per-feature mean and ``log_scale`` to ``-log(std + eps)`` of a
     batch; the state ``initialized`` records it, so a restored checkpoint is not re-initialised.
     ``axis`` is counted with the batch axis (``-1``: channels; ``1``: the points of ``(B, N, 2)``);
-    ``eps`` is added to the std; the maths runs in the input's dtype, not ``param_dtype``.
-
-    Source: Glow (Kingma & Dhariwal, 2018), Section 3.1; Appendix I.2.
+    ``eps`` is added to the std. Source: Glow (Kingma & Dhariwal, 2018), Section 3.1; Appendix I.2.
     """
 
     functional = (actnorm_forward, actnorm_inverse)
@@ -76,12 +73,9 @@ def initialize_actnorm(flow_or_transforms, x: Array, *, key: Array | None = None
     ``flow_or_transforms`` (a Flow, a sequence of layers or one layer), updated in place.
 
     ``x`` goes through the chain (X -> Z; into ``Compose`` layers and a ``Flow`` base) with
-    ``key`` (needed if a stochastic layer comes first) and ``context``. An ActNorm whose
-    ``initialized`` state is set (e.g. restored) keeps its values, so the call is idempotent;
-    the same eagerly and under ``nnx.jit``. ActNorms off the path (inside a net) are not
-    reached: a ``UserWarning`` counts the uninitialised ones.
-
-    Source: Glow (Kingma & Dhariwal, 2018), Section 3.1.
+    ``key`` and ``context``. An initialised ActNorm (e.g. restored) keeps its values: idempotent,
+    eagerly and under ``nnx.jit``. ActNorms off the path (inside a net) are not reached: a
+    ``UserWarning`` counts the uninitialised ones. Source: Glow, Section 3.1.
     """
     if not _actnorms(flow_or_transforms):
         return flow_or_transforms  # nothing to initialise (any module, e.g. a model without ActNorm)

@@ -27,8 +27,7 @@ class Conv1x1(Bijection):
 
     def __init__(self, num_channels: int, *, lu: bool = False, rngs: nnx.Rngs):
         c = int(num_channels)
-        self.num_channels = c
-        self.lu = bool(lu)
+        self.num_channels, self.lu = c, bool(lu)
         q, _ = jnp.linalg.qr(jax.random.normal(rngs.params(), (c, c), jnp.float32))
         if not self.lu:
             self.weight = nnx.Param(q)

@@ -29,10 +29,8 @@ class Coupling(Bijection):
     points ``(B, N, 2)``       1 (points)  ``(B, n, 2)``     ``(B, m, 2 * P)``
     =========================  ==========  ================  =====================
 
-    ``axis`` is counted with the batch axis; with ``conditional`` the net is called as
-    ``net(x_id, context)`` and ``context`` is required (ignored otherwise).
-
-    Source: RealNVP (Dinh et al., 2017); the reference SurVAE code's ``CouplingBijection``.
+    ``axis`` is counted with the batch axis; ``context`` is required with ``conditional`` (ignored
+    otherwise). Source: RealNVP (Dinh et al., 2017); the reference code's ``CouplingBijection``.
     """
 
     functional = (coupling_forward, coupling_inverse)
@@ -46,11 +44,8 @@ class Coupling(Bijection):
             raise ValueError(f"{name}: num_condition must be >= 1, got {num_condition}.")
         if not all(hasattr(family, a) for a in ("num_params", "forward", "inverse")):
             raise TypeError(f"{name}: family must have num_params, forward and inverse, got {type(family).__name__}.")
-        self.net = net
-        self.family = family
-        self.axis = int(axis)
+        self.net, self.family, self.axis, self.conditional = net, family, int(axis), bool(conditional)
         self.num_condition = None if num_condition is None else int(num_condition)
-        self.conditional = bool(conditional)
 
     def functional_args(self):
         return {"conditioner": self.net, "family": self.family, "axis": self.axis,
