@@ -128,8 +128,16 @@ class Flow(Distribution):
         """
         c = self._context(context)
         k_base, k_layers = jax.random.split(_need_key(key, f"{self.name}.sample"))
-        z = self.base.sample(k_base, num_samples, context=c)
+        z = self.base.sample(k_base, self._per_row(num_samples, c), context=c)
         return self._inverse(z, k_layers, c)
+
+    def _per_row(self, num_samples: int | None, context: Array | None) -> int | None:
+        """What the base is asked for: with a context, one draw per row (``num_samples`` must be
+        ``None`` or the number of rows), so a conditional base never draws ``(n, B, ...)``."""
+        if context is None:
+            return num_samples
+        self._num_samples(num_samples, context)
+        return None
 
     def sample_and_log_prob(self, key, num_samples=None, *, context=None):
         """Draw ``x`` and return ``(x, log_prob(x))``, shapes ``(B, ...)`` and ``(B,)``.
@@ -144,7 +152,7 @@ class Flow(Distribution):
             return x, self.log_prob(x, context=context, key=k_lp)
         c = self._context(context)
         k_base, k_layers = jax.random.split(k_sample)
-        z, log_pz = self.base.sample_and_log_prob(k_base, num_samples, context=c)
+        z, log_pz = self.base.sample_and_log_prob(k_base, self._per_row(num_samples, c), context=c)
         x, v = compose_inverse_and_log_det(z, self.transforms, key=k_layers, context=c)
         return x, log_pz + v
 

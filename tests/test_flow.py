@@ -265,3 +265,17 @@ def test_latent_side_v_of_the_elementwise_maps_equals_their_forward_v():
         x, v = layer.inverse_and_log_det(z[dom])
         np.testing.assert_allclose(x, layer.inverse(z[dom]), rtol=1e-6)
         np.testing.assert_allclose(v, layer.forward(x)[1], rtol=1e-5, err_msg=layer.name)
+
+
+def test_conditional_flow_draws_one_sample_per_context_row():
+    from survae_jax import ConditionalFlow
+    from survae_jax.distributions import ConditionalNormal
+
+    flow = ConditionalFlow(ConditionalNormal(lambda c: jnp.concatenate([c, jnp.zeros_like(c)], -1)), [])
+    c = jnp.arange(6.0).reshape(3, 2)
+    assert flow.sample(KEY, context=c).shape == (3, 2)
+    assert flow.sample(KEY, 3, context=c).shape == (3, 2)
+    x, lp = flow.sample_and_log_prob(KEY, 3, context=c)
+    assert x.shape == (3, 2) and lp.shape == (3,)
+    with pytest.raises(ValueError, match="num_samples=4"):
+        flow.sample(KEY, 4, context=c)
