@@ -15,8 +15,7 @@ def split_key(key: Array | None, n: int) -> list[Array | None]:
     return [None] * n if key is None else list(jax.random.split(key, n))
 
 
-def _located(where: str, call):
-    """``call()``; a layer's ``ValueError`` is re-raised saying where it sits (``where``)."""
+def _located(where: str, call):  # call(); a layer's ValueError re-raised saying where it sits
     try:
         return call()
     except ValueError as e:
@@ -82,6 +81,5 @@ def invert_forward(z: Array, bijection, *, key=None, context=None):
     return x, -_located(where, lambda: bijection.forward(x, key=key, context=context))[1]
 
 
-def invert_inverse(x: Array, bijection, *, key=None, context=None) -> Array:
-    """``bijection.forward(x)[0]``."""
+def invert_inverse(x: Array, bijection, *, key=None, context=None) -> Array:  # bijection.forward(x)[0]
     return _located(f"Invert({type(bijection).__name__})", lambda: bijection.forward(x, key=key, context=context))[0]

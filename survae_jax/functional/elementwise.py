@@ -33,12 +33,9 @@ def elementwise_pair(f: Callable, f_inv: Callable, log_df: Callable, name: str, 
             except ValueError:
                 ok = False
             if not ok:
-                raise ValueError(
-                    f"{layer}: its parameter of shape {jnp.shape(p)} does not broadcast to the event shape "
-                    f"{event} of input {tuple(x.shape)} (expected (B, ...) with an event shape the parameter "
-                    f"broadcasts to)."
-                )
-        cast = lambda p: jnp.asarray(p).astype(jnp.result_type(x, *params, *kwargs.values()))  # noqa: E731
+                raise ValueError(f"{layer}: its parameter of shape {jnp.shape(p)} does not broadcast to the event "
+                                 f"shape {event} of input {tuple(x.shape)} (expected (B, ...) with such an event).")
+        cast = lambda p: jnp.asarray(p).astype(jnp.result_type(x, *params, *kwargs.values()))
         return cast(x), [cast(p) for p in params], {k: cast(p) for k, p in kwargs.items()}
 
     def log_det(fn, x, params, kwargs):

@@ -21,10 +21,9 @@ Its generative dual (Table 6) swaps the roles, as ``Invert`` does for a bijectio
   bound term (Appendix A, Eq. 4);
 - inverse: ``x = split(z)[0]``; ``inverse(forward(x)) == x``.
 
-A fibre distribution is anything with ``log_prob(s, *, context, key)``, ``sample(key, *,
-context)`` and ``sample_and_log_prob(key, *, context)`` drawing one ``s`` per row of ``context``
-(the conditioning tensor is the layer's latent ``z`` for ``p(s|z)`` and its input ``x`` for
-``q(s|x)``): the library's distributions and flows, or a plain object.
+A fibre distribution has ``log_prob(s, *, context, key)``, ``sample(key, *, context)`` and
+``sample_and_log_prob(key, *, context)``, one ``s`` per row of ``context`` (``z`` for ``p(s|z)``,
+``x`` for ``q(s|x)``): the library's distributions and flows, or a plain object.
 """
 
 from __future__ import annotations

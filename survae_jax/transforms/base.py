@@ -127,13 +127,8 @@ def generative_dual(
     ``functional`` the dual pair (:func:`survae_jax.functional.generative_pair` of the same op).
     ``inference.__init__`` must not call zero-argument ``super()``."""
     return type(name, (GenerativeSurjection,), {
-        "__init__": inference.__init__,
-        "functional_args": inference.functional_args,
-        "functional": functional,
-        "__doc__": doc,
-        "__module__": inference.__module__,
-        "__qualname__": name,
-    })
+        "__init__": inference.__init__, "functional_args": inference.functional_args, "functional": functional,
+        "__doc__": doc, "__module__": inference.__module__, "__qualname__": name})
 
 
 class StochasticTransform(Transform):

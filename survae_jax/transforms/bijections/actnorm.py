@@ -22,9 +22,8 @@ class ActNorm(Bijection):
     with ``loc``, ``log_scale`` ``(num_features,)`` along ``axis`` and ``n`` the positions per
     feature (``H * W`` for ``(B, H, W, C)``, ``N`` for ``(B, N, 2)`` with ``axis=-1``).
 
-    The identity until :func:`initialize_actnorm` (an explicit step, not a flag flipped on first
-    call) sets ``loc`` to the per-feature mean and ``log_scale`` to ``-log(std + eps)`` of a
-    batch; the state ``initialized`` records it, so a restored checkpoint is not re-initialised.
+    The identity until :func:`initialize_actnorm` sets ``loc`` to the per-feature mean and ``log_scale``
+    to ``-log(std + eps)`` of a batch; the state ``initialized`` records it (restored: not redone).
     ``axis`` is counted with the batch axis (``-1``: channels; ``1``: the points of ``(B, N, 2)``);
     ``eps`` is added to the std. Source: Glow (Kingma & Dhariwal, 2018), Section 3.1; Appendix I.2.
     """
@@ -34,9 +33,7 @@ class ActNorm(Bijection):
     def __init__(self, num_features: int, *, axis: int = -1, eps: float = 1e-6, param_dtype=jnp.float32):
         if axis == 0:
             raise ValueError("ActNorm: axis 0 is the batch axis; normalise an event axis.")
-        self.num_features = int(num_features)
-        self.axis = int(axis)
-        self.eps = float(eps)
+        self.num_features, self.axis, self.eps = int(num_features), int(axis), float(eps)
         self.loc = nnx.Param(jnp.zeros((self.num_features,), param_dtype))
         self.log_scale = nnx.Param(jnp.zeros((self.num_features,), param_dtype))
         self.initialized = ActNormInitialized(jnp.array(False))

@@ -11,9 +11,8 @@ from survae_jax.transforms.base import Bijection, Fixed
 
 
 class Conv1x1(Bijection):
-    """``z[b, ..., i] = sum_j W[i, j] x[b, ..., j]`` on the last axis, ``x = W^{-1} z`` per
-    position, ``V = (positions) log|det W|`` (``H * W`` positions for ``(B, H, W, C)``; also
-    ``(B, C)`` and ``(B, N, C)``).
+    """``z[b, ..., i] = sum_j W[i, j] x[b, ..., j]`` on the last axis, ``x = W^{-1} z`` per position,
+    ``V = (positions) log|det W|`` (``H * W`` for ``(B, H, W, C)``; also ``(B, C)``, ``(B, N, C)``).
 
     ``W`` starts at a random rotation. Dense (``lu=False``): ``W`` is the parameter,
     ``log|det W|`` by ``slogdet`` (O(C^3)). LU (``lu=True``): ``W = P L (U + diag(sign exp(log_s)))``

@@ -67,8 +67,7 @@ class SoftplusInverse(ElementwiseBijection):
     """``z = x + log(1 - e^{-x})`` (``log(e^x - 1)``), ``x = softplus(z)``,
     ``V = -sum log(1 - e^{-x}) = sum softplus(-z)``.
 
-    Trap: ``x = 0`` gives ``z = -inf``; ``x < 0`` NaN. Source: the reference code's ``SoftplusInverse``.
-    """
+    Trap: ``x = 0`` gives ``z = -inf``; ``x < 0`` NaN. Source: the reference code's ``SoftplusInverse``."""
 
     functional = (F.softplus_inverse_forward, F.softplus_inverse_inverse)
 

@@ -14,9 +14,7 @@ from survae_jax.transforms.base import Bijection, Fixed
 class Permute(Bijection):
     """``z = take(x, perm, axis)``, ``x = take(z, perm^-1, axis)``, ``V = 0``; ``perm`` given, or
     drawn once at construction from ``rngs`` with ``size``; ``axis`` counted with the batch axis
-    (``-1``: features; ``1``: the points of ``(B, N, 2)``).
-
-    Source: RealNVP (Dinh et al., 2017) alternating masks; Glow (Kingma & Dhariwal, 2018).
+    (``-1``: features; ``1``: the points of ``(B, N, 2)``). Source: RealNVP (Dinh et al., 2017); Glow.
     """
 
     functional = (permute_forward, permute_inverse)

@@ -21,9 +21,7 @@ def _fixed(value, who: str):
 class Scale(ElementwiseBijection):
     """``z = scale * x``, ``x = z / scale``, ``V = sum over the event of log|scale|``; ``scale``
     (not trained): nonzero, finite, broadcasting to the event shape (``(C,)`` for NHWC images).
-
-    Source: the reference SurVAE code's ``ScalarAffineBijection``.
-    """
+    Source: the reference SurVAE code's ``ScalarAffineBijection``."""
 
     functional = (F.scale_forward, F.scale_inverse)
 
@@ -38,9 +36,7 @@ class Scale(ElementwiseBijection):
 
 class Shift(ElementwiseBijection):
     """``z = x + shift``, ``x = z - shift``, ``V = 0``; ``shift`` finite, fixed, broadcasting to the event.
-
-    Source: the reference SurVAE code's ``ScalarAffineBijection``.
-    """
+    Source: the reference SurVAE code's ``ScalarAffineBijection``."""
 
     functional = (F.shift_forward, F.shift_inverse)
 

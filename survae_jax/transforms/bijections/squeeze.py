@@ -8,10 +8,8 @@ from survae_jax.transforms.base import Bijection
 
 class Squeeze2d(Bijection):
     """``(B, H, W, C) -> (B, H/f, W/f, C f^2)``, ``z[b, h, w, c f^2 + i f + j] = x[b, f h + i, f w + j, c]``
-    (channel-major, the reference code's default), ``f = factor >= 2``; inverse: the reverse
-    reshape; ``V = 0``.
-
-    Source: RealNVP (Dinh et al., 2017), Section 3.6; Appendix I.3.
+    (channel-major, the reference code's default), ``f = factor >= 2``; inverse: the reverse reshape;
+    ``V = 0``. Source: RealNVP (Dinh et al., 2017), Section 3.6; Appendix I.3.
     """
 
     functional = (squeeze2d_forward, squeeze2d_inverse)
