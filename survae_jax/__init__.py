@@ -26,19 +26,12 @@ Quick start::
     test_nats = -sj.evaluate(flow, x).mean()                # flow was trained in place
 """
 
-import sys as _sys
-
 from survae_jax import distributions, nn, transforms
 from survae_jax import training
 from survae_jax.checkpoint import load_model, save_model
 from survae_jax.evaluation import evaluate
 from survae_jax.flow import ConditionalFlow, Flow
 from survae_jax.training import TrainConfig, TrainResult, train
-
-# The training loop's module was ``survae_jax.train`` before ``train`` became the function:
-# ``from survae_jax.train import TrainConfig`` keeps working (``survae_jax.train`` itself is the
-# function).
-_sys.modules.setdefault(__name__ + ".train", training)
 
 __version__ = "0.1.0"
 

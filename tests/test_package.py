@@ -15,10 +15,9 @@ from toy_layers import GaussianNoise
 
 
 def test_training_and_evaluation_at_the_top_level():
-    from survae_jax.train import TrainConfig, train  # the module's old path still imports
-    from survae_jax.training import TrainConfig as TC, train as tr
+    from survae_jax.training import TrainConfig, train
 
-    assert sj.train is train is tr and sj.TrainConfig is TrainConfig is TC
+    assert sj.train is train and sj.TrainConfig is TrainConfig
     assert callable(sj.evaluate) and callable(sj.save_model) and callable(sj.load_model)
     assert {"train", "evaluate", "TrainConfig", "save_model", "load_model"} <= set(sj.__all__)
 

@@ -43,7 +43,8 @@ from survae_jax.experiments.flags import dropout_rate, positive_int
 from survae_jax.experiments.registry import Experiment, num_parameters
 from survae_jax.flow import Flow
 from survae_jax.nn.transformer import Transformer, with_dropout
-from survae_jax.train import TrainConfig, evaluate
+from survae_jax.evaluation import evaluate
+from survae_jax.training import TrainConfig
 from survae_jax.transforms.bijections.actnorm import ActNorm
 from survae_jax.transforms.bijections.coupling import AffineCoupling
 from survae_jax.transforms.bijections.permutation import Permute, Reverse
@@ -219,7 +220,7 @@ def steps_per_epoch(cfg: PointCloudConfig, num_train: int = 50_000) -> int:
     Raises:
       ZeroDivisionError: ``cfg.batch_size == 0``.
 
-    Source: this library (the epoch of :func:`~survae_jax.train.train`).
+    Source: this library (the epoch of :func:`~survae_jax.training.train`).
     """
     return num_train // cfg.batch_size
 
@@ -296,7 +297,7 @@ def ppll(log_prob: jax.Array | np.ndarray) -> float:
 
 @functools.lru_cache(maxsize=16)  # the same function for the same (k, chunk): evaluate's cache hits
 def iwbo_fn(num_samples: int, chunk_size: int):
-    """A ``log_prob_fn(model, batch, key)`` for :func:`survae_jax.train.evaluate`: the IWBO.
+    """A ``log_prob_fn(model, batch, key)`` for :func:`survae_jax.evaluation.evaluate`: the IWBO.
 
     The function maps a batch ``(B, 50, 2)`` to the IWBO ``(B,)`` in nats,
     ``logsumexp_k ELBO_k - log K`` with ``K = num_samples`` one-sample ELBOs. The ``K`` ELBOs of
