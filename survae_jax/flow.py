@@ -7,6 +7,7 @@ import math
 from typing import Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from survae_jax.distributions.base import Array, Distribution
@@ -154,10 +155,13 @@ class Flow(Distribution):
         k_base, k_layers = jax.random.split(k_sample)
         z, log_pz = self.base.sample_and_log_prob(k_base, self._per_row(num_samples, c), context=c)
         x, v = compose_inverse_and_log_det(z, self.transforms, key=k_layers, context=c)
-        return x, log_pz + v
+        lp = log_pz + v
+        # a sample that left a layer's range (a mis-specified flow) has no density: -inf, not NaN
+        ok = jnp.isfinite(x).all(axis=tuple(range(1, x.ndim))) & ~jnp.isnan(lp)
+        return x, jnp.where(ok, lp, -jnp.inf)
 
     # ----------------------------------------------------------------- bounds
-    def elbo(self, x: Array, *, key: Array, context: Array | None = None) -> Array:
+    def elbo(self, x: Array, *, key: Array | None = None, context: Array | None = None) -> Array:
         """One-sample evidence lower bound ``(B,)`` in nats (Eq. 4); equals :meth:`log_prob`.
 
         For an exact flow this is the exact log-density.

@@ -360,6 +360,11 @@ def train(
     key, data_key, init_key = (jax.random.fold_in(root, i) for i in range(3))
 
     start, history = 0, np.zeros((0, 2))
+    if checkpoint_dir and not resume and list_checkpoints(checkpoint_dir):
+        raise CheckpointError(
+            f"train: {checkpoint_dir} already holds checkpoints of a run; pass resume=True to continue "
+            "it, or give an empty or new checkpoint_dir (a fresh run there would mix two runs' steps)."
+        )
     latest = list_checkpoints(checkpoint_dir) if (resume and checkpoint_dir) else []
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     opt_state = optimizer.init(params)

@@ -279,3 +279,29 @@ def test_conditional_flow_draws_one_sample_per_context_row():
     assert x.shape == (3, 2) and lp.shape == (3,)
     with pytest.raises(ValueError, match="num_samples=4"):
         flow.sample(KEY, 4, context=c)
+
+
+def test_sample_and_log_prob_of_a_misspecified_flow_is_minus_inf_not_nan():
+    from survae_jax.transforms import Scale, Tanh
+
+    # base samples outside (-0.05, 0.05) have no preimage under Scale(0.05) o Tanh: density 0
+    _, lp = Flow(StandardNormal((1,)), [Tanh(), Scale(0.05)]).sample_and_log_prob(KEY, 500)
+    assert not np.isnan(np.asarray(lp)).any() and np.isneginf(np.asarray(lp)).any()
+    assert np.isfinite(np.asarray(lp)).any()
+
+
+def test_exact_flow_elbo_needs_no_key():
+    from survae_jax.transforms import Scale
+
+    flow = Flow(StandardNormal((2,)), [Scale(2.0)])
+    x = jnp.ones((3, 2))
+    np.testing.assert_allclose(flow.elbo(x), flow.log_prob(x))
+
+
+def test_generative_key_error_names_the_layer():
+    from survae_jax.transforms import Augment, GenerativeMaxPoolSurjection2d
+
+    with pytest.raises(ValueError, match=r"^GenerativeMaxPoolSurjection2d\.forward is stochastic"):
+        GenerativeMaxPoolSurjection2d().forward(jnp.ones((1, 2, 2, 1)))
+    with pytest.raises(ValueError, match=r"^Augment\.forward is stochastic"):
+        Augment(StandardNormal((2,)), 2).forward(jnp.ones((1, 2)))

@@ -358,3 +358,10 @@ def test_quick_start_couplings_train_stably_by_default():
         assert np.isfinite(h).all() and h.max() < 8.0 and np.diff(h).max() < 0.5 and h[-1] < 4.3, (seed, h)
     baseline = build_model(Toy2DConfig(dataset="checkerboard", steps=1))
     assert {t.family.scale_fn for t in baseline.transforms if isinstance(t, AffineCoupling)} == {"exp"}
+
+
+def test_a_fresh_run_refuses_a_checkpoint_dir_that_holds_another_run(tmp_path):
+    cfg = dataclasses.replace(CFG, steps=12)
+    train(tiny_flow(), tiny_data(), config=cfg, checkpoint_dir=str(tmp_path / "c"))
+    with pytest.raises(CheckpointError, match="already holds checkpoints.*resume=True"):
+        train(tiny_flow(1), tiny_data(), config=cfg, checkpoint_dir=str(tmp_path / "c"))

@@ -101,7 +101,7 @@ def inference_inverse(op: Surjective, z: Array, fibre=None, *, key=None, context
 
 def generative_forward(op: Surjective, x: Array, fibre=None, *, key=None, context=None):
     """``(z, V)`` with ``s ~ q(s|x)``, ``z = merge(x, s)``, ``V = -log q(s|x) - log_volume`` (Table 6)."""
-    key = require_key(key, f"Generative{op.name}.forward")
+    key = require_key(key, f"{op.name}.forward")
     fibre = op.fibre if fibre is None else fibre
     s, log_q = fibre.sample_and_log_prob(key, context=op.checked(x))
     z = op.merge(x, s)
