@@ -131,5 +131,6 @@ def rounding_surjection(dist=None, *, num_bits: int | None = None, dtype=None, d
 
 rounding_forward, rounding_inverse = inference_pair(rounding_surjection)
 dequantization_forward, dequantization_inverse = generative_pair(
-    functools.partial(rounding_surjection, discrete=True, name="UniformDequantization", role="encoder")
+    functools.partial(rounding_surjection, discrete=True, name="UniformDequantization", role="encoder"),
+    "dequantization",
 )

@@ -80,4 +80,5 @@ def slice_surjection(num_keep: int, dist=None, *, axis: int = -1, size: int | No
 
 
 slice_forward, slice_inverse = inference_pair(slice_surjection)
-augment_forward, augment_inverse = generative_pair(functools.partial(slice_surjection, name="Augment", role="encoder"))
+augment_forward, augment_inverse = generative_pair(
+    functools.partial(slice_surjection, name="Augment", role="encoder"), "augment")

@@ -5,16 +5,13 @@ to the latent ``z = f(x)`` and the coordinate ``s`` of ``x`` on the fibre ``f^{-
 bits of abs, the argmax and the gaps of max, the permutation of sort, the dropped part of a
 slice, the fractional part of rounding); ``merge(z, s) -> x`` puts them back together; a fibre
 distribution ``p(s|z)`` says where on the fibre ``x`` lies; ``log_volume(z, s)`` is
-``log|det d(z, s)/dx|`` of the bijection ``x -> (z, s)`` over its continuous coordinates (0 for
-abs, max, sort, slicing; ``D * num_bits * log 2`` when dequantization rescales by
-``2^-num_bits``; ``log|2x|`` for a square).
+``log|det d(z, s)/dx|`` (0 for abs, max, sort, slicing; ``D num_bits log 2`` for dequantization).
 
 Inference surjection (Table 7), deterministic ``forward``:
 
 - forward: ``(z, s) = split(x)``, ``V = log p(s|z) + log_volume``, exact (Appendix B, by the
   change of variables ``p(x) = p(z) p(s|z) |det d(z, s)/dx|``);
 - inverse: ``s ~ p(s|z)``, ``x = merge(z, s)``; ``split(merge(z, s))[0] == z``.
-
 Its generative dual (Table 6) swaps the roles, as ``Invert`` does for a bijection, and negates V:
 
 - forward: ``s ~ q(s|x)``, ``z = merge(x, s)``, ``V = -log q(s|x) - log_volume``, a one-sample
@@ -29,6 +26,7 @@ A fibre distribution has ``log_prob(s, *, context, key)``, ``sample(key, *, cont
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, Callable
 
 import jax
@@ -54,23 +52,17 @@ class Surjective:
         return 0.0 if self.log_volume is None else self.log_volume(z, s)
 
     def checked(self, z: Array) -> Array:
-        if self.check_latent is not None:
-            self.check_latent(z)
-        return z
+        return z if self.check_latent is None or self.check_latent(z) else z
 
 
-def require_key(key: Array | None, where: str) -> Array:
-    """``key``, or ``ValueError`` saying that ``where`` is stochastic and needs one."""
+def require_key(key: Array | None, where: str) -> Array:  # ``key``, or a ValueError naming ``where``
     if key is None:
         raise ValueError(f"{where} is stochastic and needs a PRNG key: call it with key=jax.random.key(...).")
     return key
 
 
-def _promote(v: Array, like: Array) -> Array:
-    """``v`` promoted with a floating ``like`` (never downcast)."""
-    if not jnp.issubdtype(like.dtype, jnp.floating):
-        return v
-    return v.astype(jnp.result_type(v.dtype, like.dtype))
+def _promote(v: Array, like: Array) -> Array:  # promoted with a floating ``like``, never downcast
+    return v.astype(jnp.result_type(v.dtype, like.dtype)) if jnp.issubdtype(like.dtype, jnp.floating) else v
 
 
 class Fibre:
@@ -80,8 +72,7 @@ class Fibre:
     exact = True
 
     def sample_and_log_prob(self, key, *, context):
-        s = self.sample(key, context=context)
-        return s, self.log_prob(s, context=context)
+        return (s := self.sample(key, context=context)), self.log_prob(s, context=context)
 
 
 def inference_forward(op: Surjective, x: Array, fibre=None, *, key=None, context=None):
@@ -94,15 +85,13 @@ def inference_forward(op: Surjective, x: Array, fibre=None, *, key=None, context
 
 def inference_inverse(op: Surjective, z: Array, fibre=None, *, key=None, context=None):
     """``x = merge(z, s)`` with ``s ~ p(s|z)`` drawn from ``key``."""
-    key = require_key(key, f"{op.name}.inverse")
-    fibre = op.fibre if fibre is None else fibre
+    key, fibre = require_key(key, f"{op.name}.inverse"), op.fibre if fibre is None else fibre
     return op.merge(z, fibre.sample(key, context=op.checked(z)))
 
 
 def generative_forward(op: Surjective, x: Array, fibre=None, *, key=None, context=None):
     """``(z, V)`` with ``s ~ q(s|x)``, ``z = merge(x, s)``, ``V = -log q(s|x) - log_volume`` (Table 6)."""
-    key = require_key(key, f"{op.name}.forward")
-    fibre = op.fibre if fibre is None else fibre
+    key, fibre = require_key(key, f"{op.name}.forward"), op.fibre if fibre is None else fibre
     s, log_q = fibre.sample_and_log_prob(key, context=op.checked(x))
     z = op.merge(x, s)
     return z, _promote(-(log_q + op.volume(x, s)), z)
@@ -113,7 +102,17 @@ def generative_inverse(op: Surjective, z: Array, fibre=None, *, key=None, contex
     return op.split(z)[0]
 
 
-def inference_pair(make_op: Callable[..., Surjective]):
+def _named(forward, inverse, make_op, base: str | None, prefix: str, what: str):
+    """Name the pair (``base``, else after ``make_op``: ``abs_surjection`` -> ``abs_forward``); document its config."""
+    op_name = getattr(make_op, "__name__", None) or make_op.func.__name__
+    config = ", ".join(str(p) for p in inspect.signature(make_op).parameters.values())
+    for fn, direction in ((forward, "forward"), (inverse, "inverse")):
+        fn.__name__ = fn.__qualname__ = f"{base or prefix + op_name.removesuffix('_surjection')}_{direction}"
+        fn.__doc__ = f"{what} {direction} of :func:`{op_name}` (the maths); keyword config: ``{config}``."
+    return forward, inverse
+
+
+def inference_pair(make_op: Callable[..., Surjective], name: str | None = None):
     """The public pair ``(forward, inverse)`` of the inference surjection ``make_op(**config)``;
     both take ``(tensor, fibre=None, *, key=None, context=None, **config)``."""
 
@@ -123,10 +122,10 @@ def inference_pair(make_op: Callable[..., Surjective]):
     def inverse(z, fibre=None, *, key=None, context=None, **config):
         return inference_inverse(make_op(**config), z, fibre, key=key, context=context)
 
-    return forward, inverse
+    return _named(forward, inverse, make_op, name, "", "Inference surjection (Table 7):")
 
 
-def generative_pair(make_op: Callable[..., Surjective]):
+def generative_pair(make_op: Callable[..., Surjective], name: str | None = None):
     """The public pair ``(forward, inverse)`` of the generative dual of ``make_op(**config)``."""
 
     def forward(x, fibre=None, *, key=None, context=None, **config):
@@ -135,4 +134,4 @@ def generative_pair(make_op: Callable[..., Surjective]):
     def inverse(z, fibre=None, *, key=None, context=None, **config):
         return generative_inverse(make_op(**config), z, fibre, key=key, context=context)
 
-    return forward, inverse
+    return _named(forward, inverse, make_op, name, "generative_", "Generative surjection (Table 6), the dual:")
