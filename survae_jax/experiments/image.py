@@ -186,7 +186,6 @@ def build_model(cfg: ImageConfig, *, key: jax.Array | None = None) -> Flow:
     Returns:
       A :class:`~survae_jax.Flow` (``log_prob``: a one-sample ELBO in nats).
 
-    Raises: nothing beyond the builders' (``cfg`` was validated).
 
     Source: Nielsen et al. 2020, Appendix I.3.
     """
@@ -246,7 +245,7 @@ def learning_rate_schedule(cfg: ImageConfig, num_train: int) -> optax.Schedule:
 def iwbo_fn(num_samples: int, chunk_size: int):
     """``log_prob_fn(model, batch, key)`` for :func:`~survae_jax.evaluation.evaluate`: the IWBO ``(B,)`` nats.
 
-    Raises: nothing when built; the function raises what ``Flow.iwbo`` raises.
+    The returned function raises what ``Flow.iwbo`` raises.
 
     Source: Burda et al. 2016; Nielsen et al. 2020, Appendix I.3 (k = 1000 on CIFAR-10).
     """

@@ -72,7 +72,6 @@ def coupling_net(in_channels: int, out_channels: int, net: dict, *, rngs: nnx.Rn
 
     ``net`` holds ``num_blocks``, ``mid_channels``, ``depth``, ``growth`` (I.3: 1, 64, 10, 64).
 
-    Raises: nothing beyond :class:`~survae_jax.nn.DenseNet`'s.
 
     Source: Nielsen et al. (2020), Appendix I.3; zero init as the reference code.
     """
@@ -86,7 +85,7 @@ def glow_step(net: dict, *, rngs: nnx.Rngs, actnorm: bool = False) -> StepFn:
     AffineCoupling(DenseNet(C/2 -> C))]``: the coupling keeps the first ``C/2`` channels and
     maps the others by ``exp(2 tanh(s/2)) x2 + t`` (log-scale in ``(-2, 2)``, the reference's).
 
-    Raises: nothing itself; the returned function raises ``ValueError`` for an odd ``C``.
+    The returned function raises ``ValueError`` for an odd ``C``.
 
     Source: Nielsen et al. (2020), Appendix I.3 (Conv1x1 of Glow, affine coupling of RealNVP).
     """
