@@ -241,7 +241,8 @@ def evaluate_run(run_dir: str, *, iwbo: int | None = None) -> dict:
         # examples x samples per batch: 65,536 at the default batch of 8,192, scaled with it
         batch_size, extra = max(1, 8 * batch_size // chunk), {"iwbo_samples": k}
     ll = evaluate(model, test_data, key=key, log_prob_fn=log_prob_fn, batch_size=batch_size)
-    return {"run": run_dir, "step": step, **exp.test_metrics(config, ll, model), **extra}
+    metrics_ = exp.test_metrics(config, ll, model, iwbo_samples=extra.get("iwbo_samples"))
+    return {"run": run_dir, "step": step, **metrics_, **extra}
 
 
 def sample_run(run_dir: str, *, num_samples: int = 50_000, seed: int = 0, path: str | None = None) -> str:
