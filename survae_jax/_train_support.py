@@ -90,24 +90,26 @@ def make_validator(graphdef, data: Any, batch_size: int, key, dp=None) -> Callab
     padded with repeats of the first rows and masked out); batch ``i`` gets ``fold_in(key, i)``,
     the same keys at every validation so that an inexact model's one-sample ELBOs are compared
     with common random numbers. ``dp`` (a :class:`~survae_jax.distributed.DataParallel`): each
-    batch is split over its devices (its size rounded up to a multiple of them; the padding is
-    masked out); ``data`` must then be the same on every process.
+    batch is split over its devices (the same batches, with masked rows appended up to a
+    multiple of the device count); ``data`` must then be the same on every process.
     """
     n = num_examples(data)
     bs = min(int(batch_size), n)
-    if dp is not None and dp.sharded:
-        bs = -(-bs // dp.size) * dp.size
     nb = -(-n // bs)
     pad = nb * bs - n
+    sharded = dp is not None and dp.sharded
+    width = -(-bs // dp.size) * dp.size if sharded else bs
 
     def chunked(a):
         a = np.asarray(a)
-        a = np.concatenate([a, np.resize(a, (pad, *a.shape[1:]))]) if pad else a
-        return a.reshape(nb, bs, *a.shape[1:])
+        a = np.concatenate([a, a[:pad]]) if pad else a
+        a = a.reshape(nb, bs, *a.shape[1:])
+        return np.concatenate([a, a[:, np.arange(width - bs) % bs]], axis=1) if width > bs else a
 
     chunks = jax.tree.map(chunked, data)
-    mask = (np.arange(nb * bs) < n).reshape(nb, bs)
-    if dp is not None and dp.sharded:
+    mask = np.arange(nb * width).reshape(nb, width) % width < bs
+    mask &= (np.arange(nb)[:, None] * bs + np.arange(width)[None, :]) < n
+    if sharded:
         chunks, mask = dp.shard_rows((chunks, mask), axis=1)
     else:
         chunks, mask = jax.tree.map(jnp.asarray, (chunks, mask))

@@ -34,7 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["DataParallel", "make_mesh", "maybe_initialize_distributed", "process_shard", "resolve_devices"]
+__all__ = ["DataParallel", "barrier", "is_primary", "make_mesh", "maybe_initialize_distributed", "process_shard",
+           "resolve_devices"]
 
 AXIS = "data"
 
@@ -80,6 +81,19 @@ def maybe_initialize_distributed() -> bool:
         jax.distributed.initialize()
         return True
     return False
+
+
+def is_primary() -> bool:
+    """``True`` in process 0 (the one that writes files), and always with one process."""
+    return jax.process_index() == 0
+
+
+def barrier(name: str) -> None:
+    """With several processes, every process waits here until all have reached ``name``."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def resolve_devices(devices: None | int | Sequence[jax.Device] = None, *, who: str = "devices") -> list:

@@ -68,11 +68,12 @@ def evaluate(
     bounds), refused as ``None`` then; an exact model ignores it (``None`` is fine).
 
     ``devices`` (as :class:`~survae_jax.training.TrainConfig`; default every device): on
-    ``D > 1`` devices each batch is split over the ``data`` mesh axis (``b`` rounded up to a
-    multiple of ``D``) and the model is replicated, so an IWBO's chunks of samples run on each
-    device's examples; ``data`` must then be the same on every process, and every process gets
-    all ``N`` values. A random bound draws its noise per example position, so with JAX's
-    default partitionable PRNG it does not depend on ``D``.
+    ``D > 1`` devices each batch of ``b`` is split over the ``data`` mesh axis (zero rows appended
+    up to a multiple of ``D``, dropped) and the model is replicated, so an IWBO's chunks of
+    samples run on each device's own examples; ``data`` must then be the same on every
+    process, and every process gets all ``N`` values. The batches are the same for any ``D``,
+    and JAX's default partitionable PRNG draws an example's noise from its position in the
+    batch, so a random bound does not depend on ``D`` either (up to float32 rounding).
 
     Raises:
       ValueError: arrays of ``data`` with different first-axis sizes, ``batch_size < 1``,
@@ -87,9 +88,6 @@ def evaluate(
     dp = DataParallel(devices, who="evaluate")
     nb = -(-n // int(batch_size))
     bs = -(-n // nb)
-    if dp.sharded:
-        bs = -(-bs // dp.size) * dp.size
-        nb = -(-n // bs)
     pad = nb * bs - n
     if key is None:
         if not bool(getattr(model, "exact", True)):
@@ -118,16 +116,17 @@ def _evaluate_sharded(dp: DataParallel, graphdef, state, data, key, fn, n, nb, b
     """:func:`evaluate` on the mesh of ``dp``: batches ``(bs, ...)`` split over ``data``."""
     state, key = dp.replicate((state, key))
     host = jax.tree.map(lambda a: np.asarray(a), data)
+    width = -(-bs // dp.size) * dp.size  # the batch on the mesh: bs rows, zeros up to a multiple of D
     outs = []
     for i in range(nb):
         def piece(a):
             b = a[i * bs:(i + 1) * bs]
-            return np.concatenate([b, np.zeros((bs - len(b), *a.shape[1:]), a.dtype)]) if len(b) < bs else b
+            return np.concatenate([b, np.zeros((width - len(b), *a.shape[1:]), a.dtype)]) if len(b) < width else b
 
         batch = dp.shard_rows(jax.tree.map(piece, host))
         outs.append(_eval_batch(state, batch, key, dp.replicate(jnp.asarray(i, jnp.int32)), fn=fn,
                                 graphdef=graphdef))
-    return np.concatenate([dp.to_host(o) for o in outs])[:n]
+    return np.concatenate([dp.to_host(o)[:bs] for o in outs])[:n]
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "num_samples", "sharding"))

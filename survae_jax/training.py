@@ -45,7 +45,7 @@ from flax import nnx
 
 from survae_jax import _train_support as support
 from survae_jax._train_support import MAX_STEPS, TrainingInterrupted
-from survae_jax.distributed import DataParallel
+from survae_jax.distributed import DataParallel, barrier
 from survae_jax.evaluation import evaluate, num_examples
 from survae_jax.checkpoint import (
     CheckpointError,
@@ -405,6 +405,7 @@ def train(
             "it, or give an empty or new checkpoint_dir (a fresh run there would mix two runs' steps)."
         )
     latest = list_checkpoints(checkpoint_dir) if (resume and checkpoint_dir) else []
+    barrier("survae_jax train: checkpoints listed")  # several processes: before process 0 writes any
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     opt_state = optimizer.init(params)
     if latest:
