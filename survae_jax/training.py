@@ -372,8 +372,19 @@ def train(
     layers runs as fast in the loop and saves a dispatch per step; ``"auto"`` picks by that
     rule and the result says which it took (:attr:`TrainResult.execution`).
 
+    Devices (``config.devices``, default every device): on ``D > 1`` devices each batch is split
+    over the ``data`` axis of a ``jax.sharding.Mesh`` and the parameters and optimizer state are
+    replicated; step ``t`` sees the same examples as on one device, so the parameters agree with
+    a one-device run to float32 rounding. Resuming is bit for bit on the same ``D``; on another
+    ``D`` it continues from the same step and batches, to float32 rounding. With several
+    processes (:func:`survae_jax.distributed.maybe_initialize_distributed`) ``train_data`` is this
+    process's shard (:func:`survae_jax.distributed.process_shard`, as many rows in every
+    process), the batches are drawn from all shards in process order, ``valid_data`` is the
+    same everywhere, and process 0 writes the checkpoints.
+
     Raises:
-      ValueError: an unknown ``config.execution``.
+      ValueError: an unknown ``config.execution``, unusable ``config.devices``, or a
+        ``batch_size`` that does not divide by the device count (the message names both).
       TrainingError: a NaN or infinite loss (naming the first bad step), or fewer examples than
         one batch.
       CheckpointError: ``checkpoint_dir`` cannot be written; on resume, no checkpoint can be read

@@ -12,6 +12,8 @@ import sys
 os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 
 import json  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -37,7 +39,7 @@ def run(build, data, devices, **kw):
     model, notes, after_first = build(), [], []
     config = TrainConfig(**kw.pop("config"), devices=devices, progress=False)
     result = train(model, data, config=config, log=notes.append, optimizer=kw.pop("optimizer", optax.adam(1e-3)),
-                   callback=lambda step, mean: after_first.append(len(COMPILES)))
+                   callback=lambda step, mean: after_first.append(len(COMPILES)), **kw)
     return model, result, notes, after_first[-1] - after_first[0]
 
 
@@ -45,14 +47,23 @@ def toy():
     cfg = toy2d.Toy2DConfig(dataset="checkerboard", model="baseline", num_train=256, num_test=100,
                             num_couplings=2, hidden=(16,))
     train_x, test_x = toy2d.EXPERIMENT.load_data(cfg)
-    schedule = dict(steps=12, batch_size=64, log_every=4)  # 4 steps an epoch: 3 blocks, 3 epochs
+    schedule = dict(steps=12, batch_size=64, log_every=4, checkpoint_every=4, keep_checkpoints=0)
+    ckpt = tempfile.mkdtemp()
     out = {}
-    for d in (8, 1):
-        model, result, notes, compiles = run(lambda: toy2d.build_model(cfg), train_x, d, config=schedule)
+    for d in (8, 1):  # 4 steps an epoch: 3 blocks, 3 epochs
+        model, result, notes, compiles = run(lambda: toy2d.build_model(cfg), train_x, d, config=schedule,
+                                             checkpoint_dir=os.path.join(ckpt, str(d)))
         out[d] = dict(params=nnx.state(model, nnx.Param), result=result, notes=notes, compiles=compiles,
                       ll=evaluate(model, test_x, batch_size=48, devices=d),  # 3 batches of 34 (40 on the mesh)
                       samples=sample(model, jax.random.key(5), 50, devices=d))
     p8 = jax.tree.leaves(out[8]["params"])
+    resumed = {}
+    for d in (8, 1):  # from the 8-device checkpoint of step 8: on 8 devices again, and on 1
+        shutil.rmtree(os.path.join(ckpt, "8", "step_00000012"), ignore_errors=True)
+        model, result, _, _ = run(lambda: toy2d.build_model(cfg), train_x, d, config=schedule,
+                                  checkpoint_dir=os.path.join(ckpt, "8"), resume=True)
+        resumed[d] = (result.resumed_from, max_diff(nnx.state(model, nnx.Param), out[8]["params"]))
+    shutil.rmtree(ckpt)
     try:
         train(toy2d.build_model(cfg), train_x, config=TrainConfig(steps=1, batch_size=60, devices=8, progress=False))
         error = ""
@@ -72,6 +83,7 @@ def toy():
         "sample_diff": max_diff(out[8]["samples"], out[1]["samples"]),
         "sample_shape": list(out[8]["samples"].shape),
         "indivisible_error": error,
+        "resumed_on_8": resumed[8], "resumed_on_1": resumed[1],
     }
 
 

@@ -77,6 +77,13 @@ def test_image_flow_and_its_iwbo_on_8_devices_match_1_device(eight):
 
 
 @pytest.mark.slow
+def test_resume_exact_on_the_same_device_count_close_on_another(eight):
+    assert eight["toy"]["resumed_on_8"] == [8, 0.0]  # bit for bit
+    step, diff = eight["toy"]["resumed_on_1"]
+    assert step == 8 and diff < TOL
+
+
+@pytest.mark.slow
 def test_batch_not_divisible_by_the_devices_is_refused(eight):
     msg = eight["toy"]["indivisible_error"]
     assert "batch_size 60" in msg and "8 devices" in msg
@@ -92,14 +99,6 @@ def test_device_options_are_checked():
     with pytest.raises(ValueError, match="distinct jax devices"):
         DataParallel([jax.devices()[0]] * 2)
     assert not DataParallel().sharded and DataParallel(1).describe() == "one device (cpu, unsharded)"
-
-
-def test_one_device_default_runs_unsharded():
-    flow = survae_jax.Flow(survae_jax.distributions.StandardNormal((2,)), [
-        survae_jax.transforms.AffineCoupling(survae_jax.nn.MLP(1, 2, hidden=(8,), rngs=nnx.Rngs(0)))])
-    x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
-    result = train(flow, x, config=TrainConfig(steps=2, batch_size=32, progress=False))
-    assert result.devices == 1 and result.sharding == "one device (cpu, unsharded)"
 
 
 def test_process_shard_and_distributed_init_with_one_process(monkeypatch):
@@ -166,7 +165,8 @@ def test_two_processes_on_loopback_train_as_one(tmp_path):
     # One process, one device, on the whole set (the two halves in process order), 9 steps:
     train_x, test_x = toy2d.EXPERIMENT.load_data(mh.CFG)
     model = toy2d.build_model(mh.CFG)
-    train(model, train_x, config=mh.schedule(9))
+    result = train(model, train_x, config=mh.schedule(9))
+    assert result.devices == 1 and result.sharding == "one device (cpu, unsharded)"  # the default, here
     for a, b in zip(got[0]["params"], jax.tree.leaves(nnx.state(model, nnx.Param))):
         np.testing.assert_allclose(a, np.asarray(b), atol=TOL)
     ll = evaluate(model, test_x, batch_size=40)
