@@ -158,14 +158,10 @@ def list_checkpoints(directory: str) -> list[int]:
     return sorted(steps)
 
 
-def _processes() -> int:
-    return jax.process_count()
-
-
 def _checkpointer(*, writer: bool) -> ocp.StandardCheckpointer:
     """Orbax's checkpointer; with several processes it runs in process 0 (``writer``) or in this
     process alone (reading), so that orbax waits for no other process."""
-    if _processes() == 1:
+    if jax.process_count() == 1:
         return ocp.StandardCheckpointer()
     me = 0 if writer else jax.process_index()
     return ocp.StandardCheckpointer(
@@ -203,7 +199,11 @@ def _encode(text: str) -> np.ndarray:
 
 
 def _write(path: str, tree: Any, step: int, history: np.ndarray | None) -> None:
-    """Write ``tree`` with orbax into the folder ``path`` (replaced if it exists)."""
+    """Write ``tree`` with orbax into the folder ``path`` (replaced if it exists); with several
+    processes, process 0 writes and the others wait for it."""
+    if jax.process_index() != 0:
+        _barrier(f"survae_jax checkpoint {path}")
+        return
     leaves = jax.tree.leaves(tree)
     # Orbax cannot store empty arrays: they are left out and taken from the template on restore.
     payload = {
@@ -217,9 +217,6 @@ def _write(path: str, tree: Any, step: int, history: np.ndarray | None) -> None:
         "history": np.full((1, 2), np.nan) if history is None or len(history) == 0
         else np.asarray(history, np.float64),
     }
-    if jax.process_index() != 0:  # several processes: process 0 writes
-        _barrier(f"survae_jax checkpoint {path}")
-        return
     try:
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)

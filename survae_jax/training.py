@@ -468,8 +468,8 @@ def train(
         lowered = jit(single, 5, 6).lower(*state, f32, i32, i32, perm, data, key)
     compiled = lowered.compile()
     compile_time = time.perf_counter() - t0
-    note(f"train: execution={execution} ({reason}); compiled in {compile_time:.1f} s.")
-    note(f"train: devices={dp.size if dp.sharded else 1}: {dp.describe()}.")
+    note(f"train: execution={execution} ({reason}); compiled in {compile_time:.1f} s; "
+         f"devices={dp.size if dp.sharded else 1}: {dp.describe()}.")
 
     def run_block(state, begin, end):
         if execution == "loop":

@@ -47,12 +47,13 @@ def toy():
     cfg = toy2d.Toy2DConfig(dataset="checkerboard", model="baseline", num_train=256, num_test=100,
                             num_couplings=2, hidden=(16,))
     train_x, test_x = toy2d.EXPERIMENT.load_data(cfg)
-    schedule = dict(steps=12, batch_size=64, log_every=4, checkpoint_every=4, keep_checkpoints=0)
+    schedule = dict(steps=12, batch_size=64, log_every=4, checkpoint_every=4, keep_checkpoints=0,
+                    valid_batch_size=20, restore_best=False)  # validation: 3 batches of 20 (24 on the mesh)
     ckpt = tempfile.mkdtemp()
     out = {}
     for d in (8, 1):  # 4 steps an epoch: 3 blocks, 3 epochs
         model, result, notes, compiles = run(lambda: toy2d.build_model(cfg), train_x, d, config=schedule,
-                                             checkpoint_dir=os.path.join(ckpt, str(d)))
+                                             checkpoint_dir=os.path.join(ckpt, str(d)), valid_data=test_x[:60])
         out[d] = dict(params=nnx.state(model, nnx.Param), result=result, notes=notes, compiles=compiles,
                       ll=evaluate(model, test_x, batch_size=48, devices=d),  # 3 batches of 34 (40 on the mesh)
                       samples=sample(model, jax.random.key(5), 50, devices=d))
@@ -77,6 +78,8 @@ def toy():
         "execution": out[8]["result"].execution,
         "notes8": out[8]["notes"], "notes1": out[1]["notes"],
         "history_diff": max_diff(out[8]["result"].history, out[1]["result"].history),
+        "valid_rows": len(out[8]["result"].valid_history),
+        "valid_diff": max_diff(out[8]["result"].valid_history, out[1]["result"].valid_history),
         "compiles_after_first_block": out[8]["compiles"],
         "ll_diff": max_diff(out[8]["ll"], out[1]["ll"]), "ll_shape": list(out[8]["ll"].shape),
         "ll_mean": float(np.mean(out[1]["ll"])),

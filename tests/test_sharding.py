@@ -48,10 +48,12 @@ def test_toy_baseline_on_8_devices_matches_1_device(eight):
     assert eight["device_count"] == 8 and toy["devices"] == [8, 1]
     assert toy["param_diff"] < TOL and toy["param_scale"] > 0.1  # 12 Adam steps moved the weights
     assert toy["history_diff"] < TOL  # the same losses step by step: the same batches
+    assert toy["valid_rows"] == 3 and toy["valid_diff"] < TOL * 10  # validations at 4, 8, 12 (~7 nats)
     assert toy["replicated"]  # parameters replicated on the 8 devices
     assert toy["execution"] == "loop"
-    assert toy["notes8"][1].startswith("train: devices=8: mesh data=8") and "P('data')" in toy["notes8"][1]
-    assert toy["notes1"][1] == "train: devices=1: one device (cpu, unsharded)."
+    assert len(toy["notes8"]) == 1 and "; devices=8: mesh data=8 (8 cpu devices" in toy["notes8"][0]
+    assert "batch sharded P('data'), parameters and optimizer state replicated." in toy["notes8"][0]
+    assert toy["notes1"][0].endswith("; devices=1: one device (cpu, unsharded).")
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ A run folder holds::
     config.json        the experiment's name and config (written first)
     train.log          one line per note of the training loop (the execution it chose: a
                        compiled loop of steps or one call per step, and why; the devices:
-                       the 'data' mesh and what is sharded, or one unsharded device)
+                       the 'data' mesh and what is sharded, or one device unsharded)
     checkpoints/       orbax checkpoints, step_00001000, ... (the last two kept)
     density.png ...    the experiment's figures
     metrics.json       train and test nats, times, steps/s (written last, atomically)
@@ -150,12 +150,12 @@ def run_experiment(
     model = exp.build_model(config)
     log_path = os.path.join(run_dir, "train.log")
 
-    def note(msg: str) -> None:  # all to train.log; all but the execution and devices notes to stderr
+    def note(msg: str) -> None:  # all to train.log; all but the execution note also to stderr
         if not primary:
             return
         with open(log_path, "a") as f:
             f.write(msg + "\n")
-        if not msg.startswith(("train: execution=", "train: devices=")):
+        if not msg.startswith("train: execution="):
             print(msg, file=sys.stderr, flush=True)
 
     train_config = dataclasses.replace(exp.train_config(config, progress=progress and primary), devices=devices)
