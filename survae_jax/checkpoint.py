@@ -12,7 +12,8 @@ A trained model is saved with :func:`save_model` and loaded with :func:`load_mod
 reads what :func:`survae_jax.train` wrote (its checkpoints hold the model's ``nnx.Param`` state,
 its other state and the optimizer state, in that order; ``load_model`` takes the first two).
 A restored model is the saved one or an error: every array's key path, shape and dtype must
-match the template's.
+match the template's, except that an array is read into a wider dtype of its kind when that
+keeps every value (saved without ``jax_enable_x64``, loaded with it); a lossy cast is refused.
 
 Typed PRNG keys (``nnx.Rngs`` state) are stored as their raw ``uint32`` key data and re-wrapped.
 
@@ -333,12 +334,25 @@ class _Stored:
             if _is_key(t):
                 s = jax.random.wrap_key_data(s, impl=jax.random.key_impl(t))
             elif tuple(np.shape(s)) != tuple(np.shape(t)) or np.asarray(s).dtype != np.dtype(t.dtype):
-                raise CheckpointMismatchError(
-                    f"checkpoint {self.path}: {self.describe(i)}, the model expects "
-                    f"{expected(i)}: it was written by a different model."
-                )
+                s = self._cast_exactly(i, s, t, expected(i))
             out.append(s)
         return jax.tree.unflatten(treedef, [jax.numpy.asarray(x) for x in out])
+
+    def _cast_exactly(self, i: int, s, t, expected: str):
+        """``s`` in the template's dtype when the cast keeps every value (an int32 permutation
+        saved without ``jax_enable_x64`` read into an int64 one, float32 into float64); else an error."""
+        s, want = np.asarray(s), np.dtype(t.dtype)
+        same_kind = s.dtype.kind == want.kind or {s.dtype.kind, want.kind} <= {"i", "u"}
+        if tuple(s.shape) == tuple(np.shape(t)) and same_kind:
+            cast = s.astype(want)
+            if np.array_equal(cast.astype(s.dtype), s, equal_nan=s.dtype.kind == "f"):
+                return cast
+        why = "it was written by a different model."
+        if tuple(s.shape) == tuple(np.shape(t)) and {s.dtype.itemsize, want.itemsize} == {4, 8}:
+            why = (f"the same shape in another precision, which {want} cannot hold exactly: the checkpoint and the "
+                   "model were made with jax_enable_x64 set differently; build the model with the setting it was "
+                   "saved with.")
+        raise CheckpointMismatchError(f"checkpoint {self.path}: {self.describe(i)}, the model expects {expected}: {why}")
 
     def _first_difference(self, names, leaves) -> int:
         for i in range(min(len(leaves), self.count)):
