@@ -124,7 +124,9 @@ class Toy2DConfig:
                 "toy2d: scale_fn (--scale-fn) has no effect on the checkerboard AbsFlow, which has no couplings."
             )
         if self.scale_fn is not None and self.model in SPLINE_MODELS:
-            raise ValueError(f"toy2d: scale_fn (--scale-fn) has no effect on {self.model}, whose couplings are splines.")
+            raise ValueError(
+                f"toy2d: scale_fn (--scale-fn) has no effect on {self.model}, whose couplings are splines."
+            )
 
     @property
     def coupling_scale_fn(self) -> str:
