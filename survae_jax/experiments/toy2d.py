@@ -16,9 +16,18 @@ Models (all on ``(B, 2)`` points; ``forward`` = data -> latent):
 * ``augmented``: Appendix H.4 Listing 2 with 4 couplings: ``Augment(StandardNormal((2,)), 2)``
   then couplings on 4-D points ``MLP(2, 4)``, standard normal base over 4-D; ``log_prob`` is a
   one-sample ELBO.
+* ``spline``: the baseline with rational-quadratic spline couplings (``RQSCoupling``,
+  ``SPLINE_BINS`` bins on ``[-SPLINE_TAIL_BOUND, SPLINE_TAIL_BOUND]``, identity outside; Durkan et
+  al. 2019) in place of the affine ones; the same MLPs, wider last layer (``3K - 1`` parameters
+  per transformed entry).
+* ``spline_absflow``: the AbsFlow with spline couplings. On a symmetric dataset: the symmetric
+  AbsFlow's head (``|x|``, range flow), then the spline couplings. On checkerboard: the
+  anti-symmetric AbsFlow's learned sign of ``x1``, then the spline couplings on ``(|x1|, x2)``
+  and a standard normal base, in place of the fixed map onto a uniform square (no knowledge of
+  the support built in).
 
-Coupling scale function: ``exp`` on checkerboard, ``softplus`` on the other datasets (the
-settings of the reference runs quoted in the issue), for every model.
+Coupling scale function (affine couplings only): ``exp`` on checkerboard, ``softplus`` on the
+other datasets (the settings of the reference runs quoted in the issue), for every model.
 """
 
 from __future__ import annotations
@@ -40,15 +49,20 @@ from survae_jax.flow import Flow
 from survae_jax.nn.mlp import MLP
 from survae_jax.plotting import grid_points, plot_density, plot_samples
 from survae_jax.training import evaluate
-from survae_jax.transforms.bijections.coupling import AffineCoupling
+from survae_jax.functional.spline import RationalQuadraticSpline
+from survae_jax.transforms.bijections.coupling import AffineCoupling, RQSCoupling
 from survae_jax.transforms.bijections.elementwise import Logit, SoftplusInverse
 from survae_jax.transforms.bijections.permutation import Reverse
 from survae_jax.transforms.bijections.scale_shift import Scale, Shift
 from survae_jax.transforms.surjections.abs import AbsSurjection
 from survae_jax.transforms.surjections.slicing import Augment
 
-MODELS = ("baseline", "absflow", "augmented")
+MODELS = ("baseline", "absflow", "augmented", "spline", "spline_absflow")
+SPLINE_MODELS = ("spline", "spline_absflow")
+ABSFLOWS = ("absflow", "spline_absflow")
 SYMMETRIC = ("corners", "eight_gaussians", "four_circles")
+#: The spline couplings' bins and tail bound (the toy data lie in [-4, 4]).
+SPLINE_BINS, SPLINE_TAIL_BOUND = 8, 4.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,12 +71,12 @@ class Toy2DConfig:
 
     Attributes:
       dataset: one of ``checkerboard, corners, eight_gaussians, four_circles``.
-      model: ``baseline``, ``absflow`` or ``augmented``.
-      scale_fn: coupling scale function; ``None``: exp on checkerboard, softplus elsewhere
-        (not allowed for the checkerboard AbsFlow, which has no couplings).
+      model: ``baseline``, ``absflow``, ``augmented``, ``spline`` or ``spline_absflow``.
+      scale_fn: affine coupling scale function; ``None``: exp on checkerboard, softplus elsewhere
+        (not allowed for the checkerboard AbsFlow, which has no couplings, nor the spline models).
       range_flow: symmetric AbsFlow's map of ``|x|`` to R, ``"logit"`` (after ``Scale(1/4)``) or
         ``"softplus"`` (``SoftplusInverse``); ``None``: logit on corners, softplus otherwise
-        (only for ``model="absflow"`` on a symmetric dataset).
+        (only for ``model="absflow"`` or ``"spline_absflow"`` on a symmetric dataset).
       num_train, num_test: dataset sizes (128,000 each in the paper); ``data_seed`` their seed.
 
     Raises:
@@ -99,14 +113,19 @@ class Toy2DConfig:
         if self.range_flow not in (None, "logit", "softplus"):
             raise ValueError(f"toy2d: range_flow must be 'logit' or 'softplus', got {self.range_flow!r}.")
         # An option the chosen model does not use is an error, not silently ignored.
-        if self.range_flow is not None and not (self.model == "absflow" and self.dataset in SYMMETRIC):
+        if self.range_flow is not None and not (self.model in ABSFLOWS and self.dataset in SYMMETRIC):
             raise ValueError(
-                f"toy2d: range_flow (--range-flow) only applies to the symmetric AbsFlow (--model absflow on "
+                f"toy2d: range_flow (--range-flow) only applies to the symmetric AbsFlow (--model absflow or "
+                f"spline_absflow on "
                 f"{', '.join(SYMMETRIC)}); it has no effect on {self.model} on {self.dataset}."
             )
         if self.scale_fn is not None and self.model == "absflow" and self.dataset == "checkerboard":
             raise ValueError(
                 "toy2d: scale_fn (--scale-fn) has no effect on the checkerboard AbsFlow, which has no couplings."
+            )
+        if self.scale_fn is not None and self.model in SPLINE_MODELS:
+            raise ValueError(
+                f"toy2d: scale_fn (--scale-fn) has no effect on {self.model}, whose couplings are splines."
             )
 
     @property
@@ -146,10 +165,12 @@ def reference_init(model: nnx.Module, key: jax.Array) -> nnx.Module:
 
 
 def coupling_layers(config: Toy2DConfig, rngs: nnx.Rngs, dim: int = 2) -> list:
-    """``num_couplings`` affine couplings on ``(B, dim)`` with ``Reverse`` between them.
+    """``num_couplings`` couplings on ``(B, dim)`` with ``Reverse`` between them: affine, or
+    rational-quadratic splines for the spline models.
 
-    Each coupling's net is ``MLP(ceil(dim/2), 2 * floor(dim/2), hidden)`` with ReLU (its
-    weights are re-drawn by :func:`reference_init` in :func:`build_model`).
+    Each coupling's net is ``MLP(ceil(dim/2), P * floor(dim/2), hidden)`` with ReLU, ``P = 2``
+    (affine) or ``3 SPLINE_BINS - 1`` (spline) (its weights are re-drawn by
+    :func:`reference_init` in :func:`build_model`).
 
     Returns a list of ``2 * num_couplings - 1`` layers; forward maps ``(B, dim) -> (B, dim)``.
 
@@ -158,16 +179,22 @@ def coupling_layers(config: Toy2DConfig, rngs: nnx.Rngs, dim: int = 2) -> list:
     """
     half = dim - dim // 2
     layers = []
+    spline = config.model in SPLINE_MODELS
+    p = RationalQuadraticSpline(SPLINE_BINS, SPLINE_TAIL_BOUND).num_params if spline else 2
     for i in range(config.num_couplings):
-        net = MLP(half, 2 * (dim - half), config.hidden, rngs=rngs)
-        layers.append(AffineCoupling(net, scale_fn=config.coupling_scale_fn))
+        net = MLP(half, p * (dim - half), config.hidden, rngs=rngs)
+        if spline:
+            layers.append(RQSCoupling(net, num_bins=SPLINE_BINS, tail_bound=SPLINE_TAIL_BOUND))
+        else:
+            layers.append(AffineCoupling(net, scale_fn=config.coupling_scale_fn))
         if i < config.num_couplings - 1:
             layers.append(Reverse(dim))
     return layers
 
 
 def build_baseline(config: Toy2DConfig, rngs: nnx.Rngs) -> Flow:
-    """The baseline flow of Appendix I.1: 4 affine couplings on ``(B, 2)``, standard normal base.
+    """The baseline flow of Appendix I.1: 4 affine couplings on ``(B, 2)``, standard normal base
+    (spline couplings for ``model="spline"``).
 
     Forward maps data ``(B, 2)`` to latent ``(B, 2)``; ``log_prob`` is exact, nats.
 
@@ -177,7 +204,8 @@ def build_baseline(config: Toy2DConfig, rngs: nnx.Rngs) -> Flow:
 
 
 def build_symmetric_absflow(config: Toy2DConfig, rngs: nnx.Rngs) -> Flow:
-    """Symmetric AbsFlow: ``|x|``, then Scale(1/4)+Logit or SoftplusInverse, then the baseline.
+    """Symmetric AbsFlow: ``|x|``, then Scale(1/4)+Logit or SoftplusInverse, then the baseline's
+    couplings (splines for ``model="spline_absflow"``).
 
     Forward maps data ``(B, 2)`` to latent ``(B, 2)``; ``log_prob`` is exact (fair sign coins
     give ``V = -2 log 2`` per point), nats.
@@ -211,6 +239,19 @@ def build_antisymmetric_absflow(config: Toy2DConfig, rngs: nnx.Rngs) -> Flow:
     )
 
 
+def build_antisymmetric_spline_absflow(config: Toy2DConfig, rngs: nnx.Rngs) -> Flow:
+    """Checkerboard spline AbsFlow: the learned sign of ``x1`` (as the anti-symmetric AbsFlow),
+    then the spline couplings on ``(|x1|, x2)``, standard normal base.
+
+    Forward maps data ``(B, 2)`` to latent ``(B, 2)``; ``log p(x) = log p_flow(|x1|, x2) +
+    log p(s | |x1|, x2)`` nats, exact.
+
+    Source: Nielsen et al. 2020, Appendix I.1 ("Anti-Symmetric AbsFlow"); Durkan et al. 2019.
+    """
+    classifier = ConditionalBernoulli(MLP(2, 1, config.hidden, rngs=rngs))
+    return Flow(StandardNormal((2,)), [AbsSurjection(classifier, features=(0,))] + coupling_layers(config, rngs))
+
+
 def build_augmented(config: Toy2DConfig, rngs: nnx.Rngs) -> Flow:
     """Appendix H.4 Listing 2 with ``num_couplings`` couplings on the augmented 4-D points.
 
@@ -232,10 +273,12 @@ def build_model(config: Toy2DConfig) -> Flow:
     Source: Nielsen et al. 2020, Appendix I.1 and H.4.
     """
     rngs = nnx.Rngs(config.seed)
-    if config.model == "baseline":
+    if config.model in ("baseline", "spline"):
         model = build_baseline(config, rngs)
     elif config.model == "augmented":
         model = build_augmented(config, rngs)
+    elif config.dataset == "checkerboard" and config.model == "spline_absflow":
+        model = build_antisymmetric_spline_absflow(config, rngs)
     elif config.dataset == "checkerboard":
         model = build_antisymmetric_absflow(config, rngs)
     else:
@@ -257,7 +300,7 @@ class Toy2DExperiment(Experiment):
     """
 
     name = "toy2d"
-    description = "2-D toy densities (Appendix I.1): baseline flow, AbsFlow, augmented flow"
+    description = "2-D toy densities (Appendix I.1): baseline flow, AbsFlow, augmented flow, their spline versions"
     config_cls = Toy2DConfig
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -265,9 +308,9 @@ class Toy2DExperiment(Experiment):
         parser.add_argument("--model", default="baseline", help=f"one of {', '.join(MODELS)}")
         parser.add_argument("--scale-fn", dest="scale_fn", default=None,
                             help="coupling scale function (default: exp on checkerboard, else softplus; "
-                                 "not for the checkerboard AbsFlow, which has no couplings)")
+                                 "not for the checkerboard AbsFlow, which has no couplings, nor the spline models)")
         parser.add_argument("--range-flow", dest="range_flow", default=None,
-                            help="symmetric AbsFlow only (--model absflow on "
+                            help="symmetric AbsFlow only (--model absflow or spline_absflow on "
                                  f"{', '.join(SYMMETRIC)}): logit or softplus (default: per dataset)")
         parser.add_argument("--num-train", dest="num_train", type=positive_int, default=None,
                             help="training points (default 128,000)")

@@ -30,6 +30,9 @@ from survae_jax.functional.elementwise import (Additive, Affine, ElementwiseFami
                                                softplus_inverse_forward, softplus_inverse_inverse, tanh_forward,
                                                tanh_inverse)
 from survae_jax.functional.coupling import coupling_forward, coupling_inverse
+from survae_jax.functional.implicit import implicit_inverse
+from survae_jax.functional.logistic_mixture import LogisticMixtureCDF
+from survae_jax.functional.spline import RationalQuadraticSpline
 from survae_jax.functional.linear import (actnorm_forward, actnorm_init, actnorm_inverse, conv1x1_forward,
                                           conv1x1_inverse, conv1x1_lu_init, conv1x1_lu_weight, permute_forward,
                                           permute_inverse, squeeze2d_forward, squeeze2d_inverse)

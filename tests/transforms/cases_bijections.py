@@ -24,7 +24,9 @@ from survae_jax.transforms.bijections import (
     Conv1x1,
     Coupling,
     Logit,
+    LogisticMixtureCoupling,
     Permute,
+    RQSCoupling,
     Reverse,
     Scale,
     Shift,
@@ -155,6 +157,36 @@ CASES: list[TransformCase] = [
         ),
         sample_input=_normal(2, 4, 4, 4),
         context=_normal(2, 4, 4, 1),
+    ),
+    # ------------------------------------------------------------------ spline and mixture couplings
+    # inputs N(0, 2^2) with tail_bound 3 (1.5 for the small spline): some entries in the tails;
+    # the conditional cases use the default settings (8 bins, 4 components)
+    TransformCase(
+        "RQSCoupling-bins3-odd",
+        make=lambda k: RQSCoupling(_mlp(2, 3 * 8, k), num_bins=3, tail_bound=1.5, num_condition=2),
+        sample_input=lambda k: 2.0 * jax.random.normal(k, (3, 5)),
+    ),
+    TransformCase(
+        "RQSCoupling-all-tails",
+        make=lambda k: RQSCoupling(_mlp(2, 2 * 23, k), tail_bound=0.5),
+        sample_input=lambda k: jnp.array([[0.1, -0.2, 2.0, -3.0], [0.0, 1.0, -1e4, 0.75]]),
+    ),
+    TransformCase(
+        "RQSCoupling-conditional",
+        make=lambda k: RQSCoupling(_mlp(2 + 3, 2 * 23, k), conditional=True),
+        sample_input=lambda k: 2.0 * jax.random.normal(k, (3, 4)),
+        context=_normal(3, 3),
+    ),
+    TransformCase(
+        "LogisticMixtureCoupling-K2-exp-odd",
+        make=lambda k: LogisticMixtureCoupling(_mlp(2, 3 * 8, k), num_components=2, scale_fn="exp", num_condition=2),
+        sample_input=_normal(3, 5),
+    ),
+    TransformCase(
+        "LogisticMixtureCoupling-conditional",
+        make=lambda k: LogisticMixtureCoupling(_mlp(2 + 3, 2 * 14, k), conditional=True),
+        sample_input=_normal(3, 4),
+        context=_normal(3, 3),
     ),
     # ------------------------------------------------------------------ ActNorm
     TransformCase("ActNorm-vector", make=_actnorm(4, -1, (3, 4)), sample_input=_normal(3, 4)),

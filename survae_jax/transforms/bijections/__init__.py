@@ -2,7 +2,8 @@
 
 from survae_jax.transforms.bijections.actnorm import ActNorm, initialize_actnorm
 from survae_jax.transforms.bijections.conv1x1 import Conv1x1
-from survae_jax.transforms.bijections.coupling import AdditiveCoupling, AffineCoupling, Coupling
+from survae_jax.transforms.bijections.coupling import (AdditiveCoupling, AffineCoupling, Coupling,
+                                                      LogisticMixtureCoupling, RQSCoupling)
 from survae_jax.transforms.bijections.elementwise import (ElementwiseBijection, Logit, Sigmoid, Softplus,
                                                           SoftplusInverse, Tanh)
 from survae_jax.transforms.bijections.permutation import Permute, Reverse

@@ -1,10 +1,12 @@
-"""Couplings: one :class:`Coupling` for every elementwise family; ``AffineCoupling`` and
-``AdditiveCoupling`` name its two usual families."""
+"""Couplings: one :class:`Coupling` for every elementwise family; ``AffineCoupling``,
+``AdditiveCoupling``, ``RQSCoupling`` and ``LogisticMixtureCoupling`` name its usual families."""
 
 from __future__ import annotations
 
 from survae_jax.functional.coupling import coupling_forward, coupling_inverse
 from survae_jax.functional.elementwise import Additive, Affine, ElementwiseFamily
+from survae_jax.functional.logistic_mixture import LogisticMixtureCDF
+from survae_jax.functional.spline import RationalQuadraticSpline
 from survae_jax.transforms.base import Bijection
 
 
@@ -84,3 +86,34 @@ class AdditiveCoupling(Coupling):
 
     def __init__(self, net, *, axis: int = -1, num_condition: int | None = None, conditional: bool = False):
         super().__init__(net, Additive(), axis=axis, num_condition=num_condition, conditional=conditional)
+
+
+class RQSCoupling(Coupling):
+    """``Coupling(net, RationalQuadraticSpline(...))``: ``z2`` the monotone rational-quadratic spline
+    of ``x2`` on ``[-tail_bound, tail_bound]``, the identity outside; ``P = 3 num_bins - 1``
+    (:class:`~survae_jax.functional.RationalQuadraticSpline` has the maths). A net whose output is
+    0 gives the identity.
+
+    Source: Durkan et al., "Neural Spline Flows" (2019), Section 3.
+    """
+
+    def __init__(self, net, *, num_bins: int = 8, tail_bound: float = 3.0, min_bin_width: float = 1e-3,
+                 min_bin_height: float = 1e-3, min_derivative: float = 1e-3, axis: int = -1,
+                 num_condition: int | None = None, conditional: bool = False):
+        family = RationalQuadraticSpline(num_bins, tail_bound, min_bin_width, min_bin_height, min_derivative)
+        super().__init__(net, family, axis=axis, num_condition=num_condition, conditional=conditional)
+
+
+class LogisticMixtureCoupling(Coupling):
+    """``Coupling(net, LogisticMixtureCDF(num_components, scale_fn))``: ``z2 = scale(a) logit(F(x2)) + b``,
+    ``F`` a mixture of ``num_components`` logistics; the inverse by bisection; ``P = 3 num_components + 2``
+    (:class:`~survae_jax.functional.LogisticMixtureCDF` has the maths). A net whose output is 0 gives
+    the identity.
+
+    Source: Ho et al., "Flow++" (2019), Section 3.1.
+    """
+
+    def __init__(self, net, *, num_components: int = 4, scale_fn: str = "tanh_exp", axis: int = -1,
+                 num_condition: int | None = None, conditional: bool = False):
+        family = LogisticMixtureCDF(num_components, scale_fn)
+        super().__init__(net, family, axis=axis, num_condition=num_condition, conditional=conditional)
