@@ -119,8 +119,9 @@ class DistraxBijection(Bijection):
 
     Trap: a wrong shape reaches the bijector; its ``TypeError``/``ValueError`` is re-raised as
     a ``ValueError`` naming this layer, and so is an output whose batch size or number of
-    elements differs from the input's (a ``(B, 1)`` input broadcast against ``(2,)`` parameters). Values outside the bijector's domain give what it gives
-    (NaN or ``inf``; a ``Flow`` turns a non-finite latent into ``log p = -inf``).
+    elements differs from the input's (a ``(B, 1)`` input broadcast against ``(2,)``
+    parameters). Values outside the bijector's domain give what it gives (NaN or ``inf``; a
+    ``Flow`` turns a non-finite latent into ``log p = -inf``).
 
     Source: distrax ``Bijector`` (``forward_and_log_det``, ``inverse_and_log_det``,
     ``event_ndims_in``); distrax ``Inverse`` for the direction swap.

@@ -130,5 +130,6 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match=r"DistraxBijection\(Block\): expected x of shape \(B, ...\) with at least 2"):
         layer.forward(jnp.zeros((3, 2)))
     coupling = from_distrax(_bijectors(2)["MaskedCoupling"])  # its mask (2,) would broadcast a (B, 1) input
-    with pytest.raises(ValueError, match=r"DistraxBijection\(MaskedCoupling\): .* mapped an input of shape \(4, 1\) to \(4, 2\)"):
+    with pytest.raises(ValueError, match=r"DistraxBijection\(MaskedCoupling\): .* mapped an input of shape "
+                                          r"\(4, 1\) to \(4, 2\)"):
         coupling.forward(jnp.zeros((4, 1)))

@@ -148,7 +148,8 @@ def test_conditional_flow_needs_one_context():
 def test_bad_values_and_bad_flows_are_refused():
     flow = sj.Flow(StandardNormal((2,)), [Reverse(2)])
     d = to_distrax(flow)
-    with pytest.raises(ValueError, match=r"DistraxFlow\(Flow\).log_prob: expected a value of shape sample_shape \+ \(2,\)"):
+    with pytest.raises(ValueError, match=r"DistraxFlow\(Flow\).log_prob: expected a value of shape "
+                                          r"sample_shape \+ \(2,\)"):
         d.log_prob(jnp.zeros((4, 3)))
     with pytest.raises(TypeError, match="to_distrax: expected a survae_jax Flow"):
         to_distrax(object())
@@ -169,5 +170,6 @@ def test_distrax_and_jit_compose():
     np.testing.assert_allclose(scaled.log_prob(2 * x), want - 2 * np.log(2.0), rtol=1e-6)
     mix = distrax.MixtureOfTwo(0.25, d, distrax.MultivariateNormalDiag(jnp.zeros(2)))
     other = jax.scipy.stats.norm.logpdf(x).sum(-1)
-    np.testing.assert_allclose(mix.log_prob(x), jnp.logaddexp(np.log(0.75) + want, np.log(0.25) + other), rtol=1e-6)
+    # distrax's MixtureOfTwo(prob_a, a, b): weight prob_a on a
+    np.testing.assert_allclose(mix.log_prob(x), jnp.logaddexp(np.log(0.25) + want, np.log(0.75) + other), rtol=1e-6)
     assert d.dtype == jnp.float32

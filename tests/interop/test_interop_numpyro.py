@@ -95,4 +95,5 @@ def test_import_survae_jax_without_numpyro():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "(2,)" in out.stdout
-    assert "ImportError: to_numpyro needs numpyro, which is not installed: pip install 'survae-jax[interop]'" in out.stdout
+    want = "ImportError: to_numpyro needs numpyro, which is not installed: pip install 'survae-jax[interop]'"
+    assert want in out.stdout
