@@ -43,3 +43,13 @@ def _run(name, tmp_path):
 def test_custom_surjection_notebook_runs(tmp_path):
     outputs = _run("custom_surjection.ipynb", tmp_path)
     assert "ELBO:" in outputs and "chi2 log-density" in outputs
+
+
+@pytest.mark.slow
+def test_interop_notebook_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("SURVAE_NOTEBOOK_STEPS", "20")
+    outputs = _run("interop.ipynb", tmp_path)
+    assert "exact likelihood: True" in outputs and "same as flow.log_prob: True" in outputs
+    assert "exact: False" in outputs and "needs a key" in outputs and "give only a bound" in outputs
+    assert "NUTS: 20 posterior draws" in outputs
+    assert "Flow.log_prob == distrax Transformed.log_prob: True" in outputs
