@@ -30,6 +30,7 @@ from survae_jax.functional.elementwise import (Additive, Affine, ElementwiseFami
                                                softplus_inverse_forward, softplus_inverse_inverse, tanh_forward,
                                                tanh_inverse)
 from survae_jax.functional.coupling import coupling_forward, coupling_inverse
+from survae_jax.functional.autoregressive import autoregressive_forward, autoregressive_inverse
 from survae_jax.functional.linear import (actnorm_forward, actnorm_init, actnorm_inverse, conv1x1_forward,
                                           conv1x1_inverse, conv1x1_lu_init, conv1x1_lu_weight, permute_forward,
                                           permute_inverse, squeeze2d_forward, squeeze2d_inverse)
