@@ -30,7 +30,7 @@ class MaskedDense(nnx.Module):
         and ``b`` (default zeros).
       rngs: ``nnx.Rngs`` for the initial weights.
 
-    Source: Germain et al. (2015), MADE, Eq. 9 (``W * M``).
+    Source: Germain et al. (2015), MADE (masked weights ``W * M``).
     """
 
     def __init__(self, in_features: int, out_features: int, mask, *, use_bias: bool = True,
@@ -63,8 +63,8 @@ def made_degrees(features: int, hidden: Sequence[int], order=None) -> list[np.nd
     hidden unit ``k`` of every layer ``(k mod max(D - 1, 1)) + 1`` (1..D-1, cycled, so each hidden
     degree is used and no unit is dead); ``order=None``: ``0, 1, ..., D - 1`` (natural).
 
-    Source: Germain et al. (2015), Section 4 (degrees; the deterministic cyclic assignment of
-    hidden degrees of Papamakarios et al. 2017's MADE code, "sequential").
+    Source: Germain et al. (2015), MADE (degrees); the cyclic hidden degrees are the "sequential"
+    assignment of the MAF code (Papamakarios et al. 2017).
     """
     d = int(features)
     if d < 1:
@@ -114,8 +114,8 @@ class MADE(nnx.Module):
     Call ``made(x)`` or ``made(x, context)``; a missing or unexpected context, or a last axis
     other than ``D``, raises ``ValueError`` naming ``MADE``.
 
-    Source: Germain et al. (2015), MADE; Papamakarios et al. (2017), MAF, Section 3 (context
-    fed unmasked to the hidden units, Section 3.4).
+    Source: Germain et al. (2015), MADE; Papamakarios et al. (2017), MAF (conditional MADE,
+    Section 3.4).
     """
 
     def __init__(self, features: int, hidden: Sequence[int], num_params: int, *, order=None,
