@@ -84,3 +84,18 @@ def test_a_short_run_validates_stops_early_and_reloads_its_best(tmp_path):
     assert again["step"] == out["best_step"]
     np.testing.assert_allclose(again["test_nats"], out["test_nats"], rtol=1e-6)
     assert jax.numpy.isfinite(again["test_nats_data_units"])
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["--model", "maf", "--num-bins", "4"], "only apply to --model nsf"),
+    (["--hidden", "64,0"], "argument --hidden: must be an integer >= 1, got 0"),
+    (["--dataset", "power"], "unknown dataset 'power'"),
+    (["--patience", "-1"], "argument --patience: must be an integer >= 0"),
+])
+def test_cli_bad_usage_is_one_line_and_writes_nothing(argv, expect, capsys, tmp_path):
+    from survae_jax.cli import main
+
+    code = main(["train", "tabular", *argv, "--out", str(tmp_path / "r")])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and expect in lines[0]
+    assert not (tmp_path / "r").exists()
