@@ -83,26 +83,36 @@ def validation_every(cfg) -> int:
     return cfg.valid_every or cfg.checkpoint_every or cfg.log_every
 
 
-def make_validator(graphdef, data: Any, batch_size: int, key) -> Callable[[Any, Any], float]:
+def make_validator(graphdef, data: Any, batch_size: int, key, dp=None) -> Callable[[Any, Any], float]:
     """``fn(params, rest) -> mean negative log-likelihood`` (nats per example) of ``data``.
 
     One jitted program, compiled once: ``lax.map`` over batches of ``batch_size`` (the last one
     padded with repeats of the first rows and masked out); batch ``i`` gets ``fold_in(key, i)``,
     the same keys at every validation so that an inexact model's one-sample ELBOs are compared
-    with common random numbers.
+    with common random numbers. ``dp`` (a :class:`~survae_jax.distributed.DataParallel`): each
+    batch is split over its devices (the same batches, with masked rows appended up to a
+    multiple of the device count); ``data`` must then be the same on every process.
     """
     n = num_examples(data)
     bs = min(int(batch_size), n)
     nb = -(-n // bs)
     pad = nb * bs - n
+    sharded = dp is not None and dp.sharded
+    width = -(-bs // dp.size) * dp.size if sharded else bs
 
     def chunked(a):
-        a = jnp.asarray(a)
-        a = jnp.concatenate([a, a[:pad]]) if pad else a
-        return a.reshape(nb, bs, *a.shape[1:])
+        a = np.asarray(a)
+        a = np.concatenate([a, a[:pad]]) if pad else a
+        a = a.reshape(nb, bs, *a.shape[1:])
+        return np.concatenate([a, a[:, np.arange(width - bs) % bs]], axis=1) if width > bs else a
 
     chunks = jax.tree.map(chunked, data)
-    mask = (jnp.arange(nb * bs) < n).reshape(nb, bs)
+    mask = np.arange(nb * width).reshape(nb, width) % width < bs
+    mask &= (np.arange(nb)[:, None] * bs + np.arange(width)[None, :]) < n
+    if sharded:
+        chunks, mask = dp.shard_rows((chunks, mask), axis=1)
+    else:
+        chunks, mask = jax.tree.map(jnp.asarray, (chunks, mask))
 
     @jax.jit
     def run(params, rest, chunks, mask):

@@ -12,9 +12,14 @@ A trained model is saved with :func:`save_model` and loaded with :func:`load_mod
 reads what :func:`survae_jax.train` wrote (its checkpoints hold the model's ``nnx.Param`` state,
 its other state and the optimizer state, in that order; ``load_model`` takes the first two).
 A restored model is the saved one or an error: every array's key path, shape and dtype must
-match the template's.
+match the template's, except that an array is read into a wider dtype of its kind when that
+keeps every value (saved without ``jax_enable_x64``, loaded with it); a lossy cast is refused.
 
 Typed PRNG keys (``nnx.Rngs`` state) are stored as their raw ``uint32`` key data and re-wrapped.
+
+Several processes (``jax.distributed``, the folder on storage every host sees): process 0 alone
+writes (and removes old checkpoints); every process waits for the write at a barrier and then
+reads what it needs on its own.
 
 A damaged checkpoint is read once synchronously with tensorstore before orbax restores it
 (:func:`_verify_readable`). Orbax's restore runs all the array reads at once on an asyncio
@@ -37,6 +42,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import tensorstore as ts
+
+from survae_jax.distributed import barrier as _barrier
 
 _NAME = re.compile(r"^step_(\d{8,})$")
 
@@ -152,6 +159,16 @@ def list_checkpoints(directory: str) -> list[int]:
     return sorted(steps)
 
 
+def _checkpointer(*, writer: bool) -> ocp.StandardCheckpointer:
+    """Orbax's checkpointer; with several processes it runs in process 0 (``writer``) or in this
+    process alone (reading), so that orbax waits for no other process."""
+    if jax.process_count() == 1:
+        return ocp.StandardCheckpointer()
+    me = 0 if writer else jax.process_index()
+    return ocp.StandardCheckpointer(
+        multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me}))
+
+
 def check_writable(directory: str) -> None:
     """Check that checkpoints can be written to ``directory`` (created if missing), before training.
 
@@ -164,7 +181,7 @@ def check_writable(directory: str) -> None:
 
     Source: this library.
     """
-    probe = os.path.join(directory, ".write_test")
+    probe = os.path.join(directory, f".write_test.{os.getpid()}")
     try:
         os.makedirs(directory, exist_ok=True)
         with open(probe, "w") as f:
@@ -183,7 +200,11 @@ def _encode(text: str) -> np.ndarray:
 
 
 def _write(path: str, tree: Any, step: int, history: np.ndarray | None) -> None:
-    """Write ``tree`` with orbax into the folder ``path`` (replaced if it exists)."""
+    """Write ``tree`` with orbax into the folder ``path`` (replaced if it exists); with several
+    processes, process 0 writes and the others wait for it."""
+    if jax.process_index() != 0:
+        _barrier(f"survae_jax checkpoint {path}")
+        return
     leaves = jax.tree.leaves(tree)
     # Orbax cannot store empty arrays: they are left out and taken from the template on restore.
     payload = {
@@ -202,7 +223,7 @@ def _write(path: str, tree: Any, step: int, history: np.ndarray | None) -> None:
         os.makedirs(parent, exist_ok=True)
         if os.path.exists(path):
             shutil.rmtree(path)
-        ckpt = ocp.StandardCheckpointer()
+        ckpt = _checkpointer(writer=True)
         try:
             ckpt.save(os.path.abspath(path), payload)
             ckpt.wait_until_finished()
@@ -210,6 +231,8 @@ def _write(path: str, tree: Any, step: int, history: np.ndarray | None) -> None:
             ckpt.close()
     except Exception as e:  # orbax raises many kinds; one message that says where
         raise CheckpointError(f"cannot write checkpoint {path}: {type(e).__name__}: {_short(e)}") from e
+    finally:
+        _barrier(f"survae_jax checkpoint {path}")
 
 
 def save_checkpoint(
@@ -218,6 +241,7 @@ def save_checkpoint(
     """Write ``tree`` (any pytree of arrays) as the checkpoint of ``step``; keep the last ``keep``.
 
     Returns the checkpoint's folder. Blocks until the write has committed. ``keep=0`` keeps all.
+    With several processes every process calls it: process 0 writes, all return after the write.
 
     Raises:
       CheckpointError: the folder cannot be written.
@@ -227,7 +251,7 @@ def save_checkpoint(
     """
     path = checkpoint_path(directory, step)
     _write(path, tree, step, history)
-    for old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
+    for old in list_checkpoints(directory)[:-keep] if keep > 0 and jax.process_index() == 0 else []:
         shutil.rmtree(checkpoint_path(directory, old), ignore_errors=True)
     return path
 
@@ -241,7 +265,7 @@ class _Stored:
             raise CheckpointError(f"checkpoint {path} not found.")
         _verify_readable(path)
         try:
-            ckpt = ocp.StandardCheckpointer()
+            ckpt = _checkpointer(writer=False)
             try:
                 payload = ckpt.restore(os.path.abspath(path))
             finally:
@@ -310,12 +334,25 @@ class _Stored:
             if _is_key(t):
                 s = jax.random.wrap_key_data(s, impl=jax.random.key_impl(t))
             elif tuple(np.shape(s)) != tuple(np.shape(t)) or np.asarray(s).dtype != np.dtype(t.dtype):
-                raise CheckpointMismatchError(
-                    f"checkpoint {self.path}: {self.describe(i)}, the model expects "
-                    f"{expected(i)}: it was written by a different model."
-                )
+                s = self._cast_exactly(i, s, t, expected(i))
             out.append(s)
         return jax.tree.unflatten(treedef, [jax.numpy.asarray(x) for x in out])
+
+    def _cast_exactly(self, i: int, s, t, expected: str):
+        """``s`` in the template's dtype when the cast keeps every value (an int32 permutation
+        saved without ``jax_enable_x64`` read into an int64 one, float32 into float64); else an error."""
+        s, want = np.asarray(s), np.dtype(t.dtype)
+        same_kind = s.dtype.kind == want.kind or {s.dtype.kind, want.kind} <= {"i", "u"}
+        if tuple(s.shape) == tuple(np.shape(t)) and same_kind:
+            cast = s.astype(want)
+            if np.array_equal(cast.astype(s.dtype), s, equal_nan=s.dtype.kind == "f"):
+                return cast
+        why = "it was written by a different model."
+        if tuple(s.shape) == tuple(np.shape(t)) and {s.dtype.itemsize, want.itemsize} == {4, 8}:
+            why = (f"the same shape in another precision, which {want} cannot hold exactly: the checkpoint and the "
+                   "model were made with jax_enable_x64 set differently; build the model with the setting it was "
+                   "saved with.")
+        raise CheckpointMismatchError(f"checkpoint {self.path}: {self.describe(i)}, the model expects {expected}: {why}")
 
     def _first_difference(self, names, leaves) -> int:
         for i in range(min(len(leaves), self.count)):

@@ -3,7 +3,7 @@
 ::
 
     survae-jax train toy2d --dataset checkerboard --model absflow [--steps N] [--seed S]
-                           [--out DIR] [--resume]
+                           [--out DIR] [--resume] [--devices N]
     survae-jax eval RUN_DIR [--iwbo K]
     survae-jax sample RUN_DIR [--num N] [--seed S] [--out FILE.png]
     survae-jax demo [--dataset D] [--steps N] [--out DIR]
@@ -17,6 +17,11 @@ persistent compilation cache, ``~/.cache/survae_jax/xla`` (``$SURVAE_JAX_CACHE_D
 turns it off), so a rerun with the same shapes skips compilation. Ctrl-C during ``train`` finishes the block of
 steps running, writes a checkpoint of it and exits with status 130; ``--resume`` continues from
 that step.
+
+``--devices N`` trains (and evaluates) on the first ``N`` devices, each batch split over them
+(default every device). Several hosts: set ``JAX_COORDINATOR_ADDRESS`` (``host:port`` of process
+0), ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` and run the same command on each host
+(:func:`survae_jax.distributed.maybe_initialize_distributed`).
 """
 
 from __future__ import annotations
@@ -90,6 +95,9 @@ def _common_train_args(p: argparse.ArgumentParser, helps: dict[str, str] | None 
     p.add_argument("--out", default=None, help="the run folder (default runs/<experiment>_...)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--devices", type=positive_int, default=None, metavar="N",
+                   help="train and evaluate on the first N devices, each batch split over them "
+                        "(default: every device; the batch size must divide by N)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args) -> int:
+    from survae_jax.distributed import DataParallel
     from survae_jax.experiments import get_experiment
     from survae_jax.experiments.runner import run_experiment
 
@@ -150,13 +159,14 @@ def _cmd_train(args) -> int:
     exp = get_experiment(args.experiment)
     try:
         config = exp.config_from_args(args)
-        exp.train_config(config)  # its checks (e.g. steps within the int32 counter) before any file
+        schedule = exp.train_config(config)  # its checks (e.g. steps within the int32 counter) before any file
+        DataParallel(args.devices, who=f"{PROG} train").check_batch(schedule.batch_size, "--batch-size")
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from e
     for note in exp.notes(config, args):
         print(f"{PROG}: note: {note}", file=sys.stderr, flush=True)
     run_dir = args.out or os.path.join("runs", exp.run_name(config))
-    out = run_experiment(exp, config, run_dir, resume=args.resume, progress=args.progress)
+    out = run_experiment(exp, config, run_dir, resume=args.resume, progress=args.progress, devices=args.devices)
     bpd = f" ({out['test_bpd']:.3f} bits/dim)" if "test_bpd" in out else ""
     print(f"{run_dir}: test {out['test_nats']:.4f} nats{bpd}, train {out['train_nats']:.4f} nats, "
           f"{out['steps_per_second']:.3g} steps/s")
@@ -216,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
+        from survae_jax.distributed import maybe_initialize_distributed
+
+        maybe_initialize_distributed()  # several hosts: JAX_COORDINATOR_ADDRESS, before any device is used
         from survae_jax.compilation_cache import enable_compilation_cache
 
         enable_compilation_cache()  # reruns read compiled programs back ($SURVAE_JAX_CACHE_DIR)

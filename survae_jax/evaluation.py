@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from survae_jax.distributed import DataParallel
+
 Array = jax.Array
 
 
@@ -45,6 +47,7 @@ def evaluate(
     batch_size: int = 8192,
     key: Array | None = None,
     log_prob_fn: Callable[[nnx.Module, Any, Array], Array] | None = None,
+    devices: Any = None,
 ) -> np.ndarray:
     """Per-example log-likelihood ``(N,)`` in nats of ``data`` (``(N, ...)`` or a pytree).
 
@@ -64,9 +67,17 @@ def evaluate(
     ``key``: needed when ``model`` is inexact (``model.exact`` False: the values are random
     bounds), refused as ``None`` then; an exact model ignores it (``None`` is fine).
 
+    ``devices`` (as :class:`~survae_jax.training.TrainConfig`; default every device): on
+    ``D > 1`` devices each batch of ``b`` is split over the ``data`` mesh axis (zero rows appended
+    up to a multiple of ``D``, dropped) and the model is replicated, so an IWBO's chunks of
+    samples run on each device's own examples; ``data`` must then be the same on every
+    process, and every process gets all ``N`` values. The batches are the same for any ``D``,
+    and JAX's default partitionable PRNG draws an example's noise from its position in the
+    batch, so a random bound does not depend on ``D`` either (up to float32 rounding).
+
     Raises:
-      ValueError: arrays of ``data`` with different first-axis sizes, ``batch_size < 1``, or
-        ``key=None`` for an inexact model.
+      ValueError: arrays of ``data`` with different first-axis sizes, ``batch_size < 1``,
+        ``key=None`` for an inexact model, or unusable ``devices``.
 
     Source: this library; ELBO/IWBO from Nielsen et al. 2020 and Burda et al. 2016.
     """
@@ -74,6 +85,7 @@ def evaluate(
     n = num_examples(data)
     if int(batch_size) < 1:
         raise ValueError(f"evaluate: batch_size must be >= 1, got {batch_size}.")
+    dp = DataParallel(devices, who="evaluate")
     nb = -(-n // int(batch_size))
     bs = -(-n // nb)
     pad = nb * bs - n
@@ -85,6 +97,8 @@ def evaluate(
             )
         key = jax.random.key(0)  # not used by an exact model's log_prob
     graphdef, state = nnx.split(model)
+    if dp.sharded:
+        return _evaluate_sharded(dp, graphdef, state, data, key, fn, n, nb, bs)
 
     def padded(a):
         a = jnp.asarray(a)
@@ -96,3 +110,55 @@ def evaluate(
         batch = jax.tree.map(lambda a: jax.lax.slice_in_dim(a, i * bs, (i + 1) * bs), data)
         outs.append(_eval_batch(state, batch, key, jnp.asarray(i, jnp.int32), fn=fn, graphdef=graphdef))
     return np.concatenate([np.asarray(o) for o in outs])[:n]
+
+
+def _evaluate_sharded(dp: DataParallel, graphdef, state, data, key, fn, n, nb, bs):
+    """:func:`evaluate` on the mesh of ``dp``: batches ``(bs, ...)`` split over ``data``."""
+    state, key = dp.replicate((state, key))
+    host = jax.tree.map(lambda a: np.asarray(a), data)
+    width = -(-bs // dp.size) * dp.size  # the batch on the mesh: bs rows, zeros up to a multiple of D
+    outs = []
+    for i in range(nb):
+        def piece(a):
+            b = a[i * bs:(i + 1) * bs]
+            return np.concatenate([b, np.zeros((width - len(b), *a.shape[1:]), a.dtype)]) if len(b) < width else b
+
+        batch = dp.shard_rows(jax.tree.map(piece, host))
+        outs.append(_eval_batch(state, batch, key, dp.replicate(jnp.asarray(i, jnp.int32)), fn=fn,
+                                graphdef=graphdef))
+    return np.concatenate([dp.to_host(o)[:bs] for o in outs])[:n]
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "num_samples", "sharding"))
+def _sample_program(state, key, *, graphdef, num_samples, sharding):
+    x = nnx.merge(graphdef, state).sample(key, num_samples)
+    return x if sharding is None else jax.lax.with_sharding_constraint(x, sharding)
+
+
+def sample(model: nnx.Module, key: Array, num_samples: int, *, devices: Any = None) -> Any:
+    """``model.sample(key, num_samples)`` as host arrays, computed on ``devices`` (default every device).
+
+    On ``D > 1`` devices the samples ``(num_samples, ...)`` are split over the ``data`` mesh
+    axis (their number rounded up to a multiple of ``D``, the extra ones dropped) and the model
+    is replicated: each device draws and maps its share. With JAX's default partitionable PRNG,
+    sample ``j`` is the same for any ``D``. Every process gets all the samples.
+
+    Returns:
+      The samples as numpy arrays (the pytree ``model.sample`` returns), first axis ``num_samples``.
+
+    Raises:
+      ValueError: ``num_samples < 1`` or unusable ``devices``.
+
+    Source: this library (``jax.sharding``; the sampling of :class:`~survae_jax.Flow`).
+    """
+    if int(num_samples) < 1:
+        raise ValueError(f"sample: num_samples must be >= 1, got {num_samples}.")
+    dp = DataParallel(devices, who="sample")
+    graphdef, state = nnx.split(model)
+    if not dp.sharded:
+        out = _sample_program(state, key, graphdef=graphdef, num_samples=int(num_samples), sharding=None)
+        return jax.tree.map(np.asarray, out)
+    m = -(-int(num_samples) // dp.size) * dp.size
+    state, key = dp.replicate((state, key))
+    out = _sample_program(state, key, graphdef=graphdef, num_samples=m, sharding=dp.batch)
+    return jax.tree.map(lambda x: dp.to_host(x)[: int(num_samples)], out)

@@ -45,6 +45,7 @@ from flax import nnx
 
 from survae_jax import _train_support as support
 from survae_jax._train_support import MAX_STEPS, TrainingInterrupted
+from survae_jax.distributed import DataParallel, barrier
 from survae_jax.evaluation import evaluate, num_examples
 from survae_jax.checkpoint import (
     CheckpointError,
@@ -99,6 +100,11 @@ class TrainConfig:
       valid_batch_size: examples per batch of the validation program.
       restore_best: with ``valid_data``, the returned model holds the best validated parameters
         (else those of the last step).
+      devices: where the steps run: ``None`` (default) every device (``jax.devices()``), an
+        ``int`` ``k`` the first ``k``, or a sequence of ``jax.Device``. On ``D > 1`` devices each
+        batch is sharded over a ``Mesh`` axis ``data`` (``B / D`` examples per device) and the
+        parameters and optimizer state are replicated (:mod:`survae_jax.distributed`); one
+        device runs unsharded. ``batch_size`` must divide by ``D``.
 
     A batch is ``(batch_size, ...)``, e.g. ``(128, 2)`` for the toy data.
 
@@ -123,6 +129,7 @@ class TrainConfig:
     patience: int = 0
     valid_batch_size: int = 8192
     restore_best: bool = True
+    devices: Any = None
 
     def __post_init__(self):
         for name, low in (("steps", 1), ("batch_size", 1), ("log_every", 1), ("checkpoint_every", 0),
@@ -131,6 +138,11 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
                 raise ValueError(f"TrainConfig: {name} must be an integer >= {low}, got {value!r}.")
+        d = self.devices
+        if isinstance(d, bool) or (isinstance(d, (int, np.integer)) and d < 1) or not (
+                d is None or isinstance(d, (int, np.integer, tuple, list))):
+            raise ValueError(f"TrainConfig: devices must be None, an integer >= 1 or a sequence of jax "
+                             f"devices, got {d!r}.")
         if self.steps > MAX_STEPS:
             raise ValueError(
                 f"TrainConfig: steps must be at most {MAX_STEPS:,} (the step counter is a JAX int32), "
@@ -162,6 +174,8 @@ class TrainResult:
         after a resume, the rows up to the best step and those of this session).
       best_step, best_valid_nats: the best validation (``None`` and ``inf`` without one).
       stopped_early: training stopped after ``patience`` validations without a new best.
+      devices: the devices the steps ran on (the ``data`` mesh's size; ``1``: unsharded).
+      sharding: how (a line: the mesh and what is sharded, or one unsharded device).
 
     Source: this library (docs/design.md 'Speed': timings measured per block, compile excluded).
     """
@@ -182,6 +196,8 @@ class TrainResult:
     best_step: int | None = None
     best_valid_nats: float = math.inf
     stopped_early: bool = False
+    devices: int = 1
+    sharding: str = ""
 
 
 def nll_loss(model: nnx.Module, batch: Array, key: Array) -> Array:
@@ -218,19 +234,40 @@ def _epoch_perm(data_key, epoch, n):
     return jax.random.permutation(jax.random.fold_in(data_key, epoch), n)
 
 
-def _make_programs(graphdef, loss_fn, optimizer, batch_size, per_epoch):
+def _epoch_perm_program(dp: DataParallel, rows):
+    """``perm(data_key, epoch, n)``, jitted; sharded: replicated on the mesh, mapped to rows of the
+    padded global training array by ``rows``."""
+    if not dp.sharded:
+        return jax.jit(_epoch_perm, static_argnums=2)
+    fn = jax.jit(lambda k, e, n: (rows or (lambda g: g))(_epoch_perm(k, e, n)), static_argnums=2,
+                 out_shardings=dp.replicated)
+    return lambda k, e, n: fn(dp.replicate(k), dp.replicate(jnp.asarray(e, jnp.int32)), n)
+
+
+def _rows_of(dp: DataParallel, data, take):
+    """The rows ``take`` (host indices) of the training array (replicated when sharded)."""
+    if not dp.sharded:
+        return jax.tree.map(lambda a: a[take], data)
+    gather = jax.jit(lambda d, i: jax.tree.map(lambda a: jnp.take(a, i, axis=0), d), out_shardings=dp.replicated)
+    return gather(data, dp.replicate(jnp.asarray(take, jnp.int32)))
+
+
+def _make_programs(graphdef, loss_fn, optimizer, batch_size, per_epoch, batch_sharding=None):
     """The two compiled units, built on one step body ``advance`` so that they compute the same bits.
 
     ``single(params, rest, opt_state, total, first_bad, step, perm, data, key)``: one step;
     ``block(params, rest, opt_state, start, num, perm, data, key)``: ``num`` steps from ``start``
     in one ``lax.fori_loop``, all inside one epoch whose batch order is ``perm``. Both carry the
-    sum of the losses and the first non-finite step (or -1).
+    sum of the losses and the first non-finite step (or -1). ``batch_sharding``: the batch is
+    constrained to it (split over the ``data`` mesh axis).
     """
 
     def advance(carry, total, first_bad, step, perm, data, key):
         params, rest, opt_state = carry
         idx = jax.lax.dynamic_slice_in_dim(perm, (step % per_epoch) * batch_size, batch_size)
         batch = jax.tree.map(lambda a: jnp.take(a, idx, axis=0), data)
+        if batch_sharding is not None:
+            batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
 
         def loss_of(p):
             m = nnx.merge(graphdef, p, rest)
@@ -335,8 +372,19 @@ def train(
     layers runs as fast in the loop and saves a dispatch per step; ``"auto"`` picks by that
     rule and the result says which it took (:attr:`TrainResult.execution`).
 
+    Devices (``config.devices``, default every device): on ``D > 1`` devices each batch is split
+    over the ``data`` axis of a ``jax.sharding.Mesh`` and the parameters and optimizer state are
+    replicated; step ``t`` sees the same examples as on one device, so the parameters agree with
+    a one-device run to float32 rounding. Resuming is bit for bit on the same ``D``; on another
+    ``D`` it continues from the same step and batches, to float32 rounding. With several
+    processes (:func:`survae_jax.distributed.maybe_initialize_distributed`) ``train_data`` is this
+    process's shard (:func:`survae_jax.distributed.process_shard`, as many rows in every
+    process), the batches are drawn from all shards in process order, ``valid_data`` is the
+    same everywhere, and process 0 writes the checkpoints.
+
     Raises:
-      ValueError: an unknown ``config.execution``.
+      ValueError: an unknown ``config.execution``, unusable ``config.devices``, or a
+        ``batch_size`` that does not divide by the device count (the message names both).
       TrainingError: a NaN or infinite loss (naming the first bad step), or fewer examples than
         one batch.
       CheckpointError: ``checkpoint_dir`` cannot be written; on resume, no checkpoint can be read
@@ -353,9 +401,11 @@ def train(
         raise ValueError(f"train: TrainConfig.execution must be one of {EXECUTIONS}, got {cfg.execution!r}.")
     note = log or (lambda msg: None)
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
-    n = _check_before_training(cfg, train_data, valid_data, checkpoint_dir)
+    dp = DataParallel(cfg.devices, who="train")
+    dp.check_batch(cfg.batch_size)
+    n_local = _check_before_training(cfg, train_data, valid_data, checkpoint_dir, jax.process_count())
+    data, n, rows = dp.training_data(train_data, n_local)
     per_epoch = n // cfg.batch_size
-    data = jax.tree.map(jnp.asarray, train_data)
     root = jax.random.key(cfg.seed)
     key, data_key, init_key = (jax.random.fold_in(root, i) for i in range(3))
 
@@ -366,6 +416,7 @@ def train(
             "it, or give an empty or new checkpoint_dir (a fresh run there would mix two runs' steps)."
         )
     latest = list_checkpoints(checkpoint_dir) if (resume and checkpoint_dir) else []
+    barrier("survae_jax train: checkpoints listed")  # several processes: before process 0 writes any
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     opt_state = optimizer.init(params)
     if latest:
@@ -375,47 +426,59 @@ def train(
         if init_fn is not None:
             fn = _auto_init if init_fn == "auto" else init_fn
             take = np.asarray(_epoch_perm(data_key, 0, n))[: min(n, cfg.init_batch_size)]
-            out = fn(model, jax.tree.map(lambda a: a[take], data), init_key)
+            out = fn(model, _rows_of(dp, data, take if rows is None else rows(take)), init_key)
             model = model if out is None else out
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         opt_state = optimizer.init(params)
     # Own copies: the loop donates its buffers, which must not be the caller's model arrays.
-    state = jax.tree.map(jnp.array, (params, rest, opt_state))
-    epoch_perm = jax.jit(_epoch_perm, static_argnums=2)
+    state = dp.replicate(jax.tree.map(jnp.array, (params, rest, opt_state)))
+    epoch_perm = _epoch_perm_program(dp, rows)
     perm_epoch, perm = start // per_epoch, epoch_perm(data_key, start // per_epoch, n)
 
     validation, validate = _start_validation(
-        cfg, graphdef, valid_data, jax.random.fold_in(root, 3), checkpoint_dir, start, state[:2])
+        cfg, graphdef, valid_data, jax.random.fold_in(root, 3), checkpoint_dir, start, state[:2], dp)
     valid_every = support.validation_every(cfg) if validation else 0
 
     if start >= cfg.steps or (validation and validation.should_stop):  # finished: nothing to do
         nnx.update(model, *state[:2])
-        return _result(model, cfg, start, history, per_epoch, validation, 0.0, 0.0, 0.0, float("nan"), start)
+        return _result(model, cfg, start, history, per_epoch, validation, 0.0, 0.0, 0.0, float("nan"), start,
+                       dp=dp)
 
     t0 = time.perf_counter()
-    single, block = _make_programs(graphdef, loss_fn, optimizer, cfg.batch_size, per_epoch)
-    i32, f32 = jnp.asarray(0, jnp.int32), jnp.asarray(0.0, jnp.float32)
+    single, block = _make_programs(graphdef, loss_fn, optimizer, cfg.batch_size, per_epoch,
+                                   dp.batch if dp.sharded else None)
+    key = dp.replicate(key)
+    scalar = (lambda v, dtype: dp.replicate(jnp.asarray(v, dtype))) if dp.sharded else jnp.asarray
+    i32, f32 = scalar(0, jnp.int32), scalar(0.0, jnp.float32)
+
+    def jit(fn, num_donated, num_before_perm):
+        if not dp.sharded:
+            return jax.jit(fn, donate_argnums=tuple(range(num_donated)))
+        rep = dp.replicated  # every argument replicated but the training set, sharded over 'data'
+        return jax.jit(fn, donate_argnums=tuple(range(num_donated)), out_shardings=(rep,) * 5,
+                       in_shardings=(rep,) * num_before_perm + (rep, dp.batch, rep))
+
     # Trace the loop first (the usual choice): the rule reads its program, and a dense model
     # is traced once.
     execution, reason = "step", "requested"
     if cfg.execution != "step":
-        lowered = jax.jit(block, donate_argnums=(0, 1, 2)).lower(*state, i32, i32, perm, data, key)
+        lowered = jit(block, 3, 5).lower(*state, i32, i32, perm, data, key)
         execution, reason = _choose_execution(cfg.execution, lowered)
     if execution == "step":
-        lowered = jax.jit(single, donate_argnums=(0, 1, 2, 3, 4)).lower(*state, f32, i32, i32, perm, data, key)
+        lowered = jit(single, 5, 6).lower(*state, f32, i32, i32, perm, data, key)
     compiled = lowered.compile()
     compile_time = time.perf_counter() - t0
-    note(f"train: execution={execution} ({reason}); compiled in {compile_time:.1f} s.")
+    note(f"train: execution={execution} ({reason}); compiled in {compile_time:.1f} s; "
+         f"devices={dp.size if dp.sharded else 1}: {dp.describe()}.")
 
     def run_block(state, begin, end):
         if execution == "loop":
             *state, total, first_bad = compiled(
-                *state, jnp.asarray(begin, jnp.int32), jnp.asarray(end - begin, jnp.int32),
-                perm, data, key)
+                *state, scalar(begin, jnp.int32), scalar(end - begin, jnp.int32), perm, data, key)
             return state, total, first_bad
-        total, first_bad = jnp.zeros((), jnp.float32), jnp.asarray(-1, jnp.int32)
+        total, first_bad = scalar(0.0, jnp.float32), scalar(-1, jnp.int32)
         for t in range(begin, end):
-            *state, total, first_bad = compiled(*state, total, first_bad, jnp.asarray(t, jnp.int32),
+            *state, total, first_bad = compiled(*state, total, first_bad, scalar(t, jnp.int32),
                                                 perm, data, key)
         return state, total, first_bad
 
@@ -471,11 +534,12 @@ def train(
         nnx.update(model, *state[:2])
 
     return _result(model, cfg, step, rows, per_epoch, validation, t_loop, c_loop, compile_time,
-                   done / t_loop if t_loop > 0 else float("nan"), start, execution, reason, compiled)
+                   done / t_loop if t_loop > 0 else float("nan"), start, execution, reason, compiled, dp)
 
 
-def _check_before_training(cfg: TrainConfig, train_data, valid_data, checkpoint_dir) -> int:
-    """Everything that can be checked before a step is trained; returns the number of examples.
+def _check_before_training(cfg: TrainConfig, train_data, valid_data, checkpoint_dir, processes: int = 1) -> int:
+    """Everything that can be checked before a step is trained; returns the number of examples
+    of this process (the whole set times ``processes`` must hold one batch).
 
     Raises :class:`TrainingError` for the data, ``CheckpointError`` for an unwritable
     ``checkpoint_dir`` (found now, not at the first save).
@@ -484,8 +548,8 @@ def _check_before_training(cfg: TrainConfig, train_data, valid_data, checkpoint_
         n = num_examples(train_data)
     except ValueError as e:
         raise TrainingError(f"train: {e}") from e
-    if n < cfg.batch_size:
-        raise TrainingError(f"train: {n} examples is fewer than one batch of {cfg.batch_size}.")
+    if n * processes < cfg.batch_size:
+        raise TrainingError(f"train: {n * processes} examples is fewer than one batch of {cfg.batch_size}.")
     if valid_data is not None:
         try:
             num_examples(valid_data)
@@ -496,7 +560,7 @@ def _check_before_training(cfg: TrainConfig, train_data, valid_data, checkpoint_
     return n
 
 
-def _start_validation(cfg, graphdef, valid_data, key, checkpoint_dir, start, template):
+def _start_validation(cfg, graphdef, valid_data, key, checkpoint_dir, start, template, dp):
     """``(Validation, validate(step, state) -> progress text)``, or ``(None, None)`` without
     ``valid_data``. On resume, the best so far is read from ``<checkpoint_dir>/best``."""
     if valid_data is None:
@@ -508,7 +572,7 @@ def _start_validation(cfg, graphdef, valid_data, key, checkpoint_dir, start, tem
     if best and best[-1] <= start:
         tree, best_step, valid_rows = restore_checkpoint(checkpoint_path(best_dir, best[-1]), tuple(template))
         validation.resume(best_step, valid_rows, jax.device_get(tree), start, every)
-    nats_of = support.make_validator(graphdef, jax.tree.map(jnp.asarray, valid_data), cfg.valid_batch_size, key)
+    nats_of = support.make_validator(graphdef, valid_data, cfg.valid_batch_size, key, dp)
 
     def validate(step, state):
         value = nats_of(*state)  # NaN or inf is never a new best: it counts towards patience
@@ -534,7 +598,7 @@ def _stop(checkpoint_dir, step, cfg, state, rows, saved, interrupted) -> None:
 
 
 def _result(model, cfg, step, rows, per_epoch, validation, t_loop, c_loop, compile_time, rate, start,
-            execution: str = "", reason: str = "", compiled=None):
+            execution: str = "", reason: str = "", compiled=None, dp=None):
     """The :class:`TrainResult`; with a validation set and ``restore_best``, the model gets the
     best validated state."""
     blocks = np.asarray(rows, np.float64).reshape(-1, 2)
@@ -551,13 +615,15 @@ def _result(model, cfg, step, rows, per_epoch, validation, t_loop, c_loop, compi
         execution=execution,
         execution_reason=reason,
         memory_bytes=_memory_bytes(compiled) if compiled is not None else 0,
+        devices=dp.size if dp is not None and dp.sharded else 1,
+        sharding=dp.describe() if dp is not None else "",
     )
     if validation is not None:
         result.valid_history = validation.history()
         result.best_step, result.best_valid_nats = validation.best_step, validation.best_nats
         result.stopped_early = validation.should_stop
         if cfg.restore_best and validation.best_state is not None:
-            nnx.update(model, *validation.best_state)
+            nnx.update(model, *(dp.replicate(validation.best_state) if dp is not None else validation.best_state))
     return result
 
 

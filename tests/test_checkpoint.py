@@ -127,3 +127,19 @@ def test_permutations_drawn_at_construction_are_saved_and_restored(tmp_path):
     np.testing.assert_array_equal(np.asarray(other.log_prob(x)), np.asarray(model.log_prob(x)))
     np.testing.assert_array_equal(np.asarray(other.sample(nnx.Rngs(0).params(), 4)),
                                   np.asarray(model.sample(nnx.Rngs(0).params(), 4)))
+
+
+def test_arrays_saved_without_x64_load_with_it_and_a_lossy_cast_is_refused(tmp_path):
+    import jax
+
+    saved = {"perm": np.arange(5, dtype=np.int32)[::-1].copy(), "w": np.float32([0.1, -3.0])}
+    save_checkpoint(str(tmp_path / "a"), 1, saved)
+    with jax.enable_x64(True):
+        template = {"perm": np.zeros(5, np.int64), "w": np.zeros(2, np.float64)}
+        got = restore_checkpoint(checkpoint_path(str(tmp_path / "a"), 1), template)[0]
+        assert got["perm"].dtype == np.int64 and got["w"].dtype == np.float64
+        np.testing.assert_array_equal(np.asarray(got["perm"]), saved["perm"])
+        np.testing.assert_array_equal(np.asarray(got["w"]), saved["w"].astype(np.float64))  # exact widening
+        save_checkpoint(str(tmp_path / "b"), 1, {"w": np.full((3,), 0.1, np.float64)})  # 0.1: no exact float32
+    with pytest.raises(CheckpointMismatchError, match="float32 cannot hold exactly.*jax_enable_x64 set differently"):
+        restore_checkpoint(checkpoint_path(str(tmp_path / "b"), 1), {"w": np.zeros((3,), np.float32)})

@@ -152,13 +152,15 @@ def test_eval_missing_run_and_checkpoint(tmp_path, capsys):
 def test_tiny_run_end_to_end_then_errors(tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, err = run(["train", "toy2d", "--dataset", "corners", "--model", "absflow",
-                             "--out", str(out)] + TINY, capsys)
+                             "--out", str(out), "--devices", "1"] + TINY, capsys)
     assert code == 0, err
     m = json.loads((out / "metrics.json").read_text())
     assert m["step"] == 20 and m["steps_per_second"] > 0 and 1.0 < m["test_nats"] < 6.0
     assert {"train_nats", "test_nats", "wall_time_s", "steps_per_second"} <= set(m)
     assert m["execution"] == "loop" and m["execution_reason"].startswith("auto:")  # dense layers: loop
     assert (out / "train.log").read_text().startswith("train: execution=loop (auto:")
+    assert (out / "train.log").read_text().splitlines()[0].endswith("; devices=1: one device (cpu, unsharded).")
+    assert m["devices"] == 1 and m["processes"] == 1
     assert (out / "density.png").stat().st_size > 1000 and (out / "samples.png").exists()
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["experiment"] == "toy2d" and cfg["model"] == "absflow"

@@ -321,7 +321,10 @@ def test_ctrl_c_finishes_the_block_saves_it_and_resume_matches(tmp_path):
 
     def ctrl_c(step, _):
         if step == 16:  # blocks end at 6, 8, 12, 16, 18, 24, ...: the one running stops at 18
-            os.kill(os.getpid(), signal.SIGINT)
+            # raise() signals this thread, so the handler has run before the next block starts;
+            # os.kill may hand the signal to an XLA worker thread, which a loaded machine can
+            # schedule after that block has ended (the test then saw the stop one block late).
+            signal.raise_signal(signal.SIGINT)
 
     model = tiny_flow()
     with pytest.raises(TrainingInterrupted, match="interrupted at step 18 of 40; checkpoint .*step_00000018") as e:

@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from survae_jax.distributions.standard import DiagonalNormal
@@ -227,6 +228,8 @@ def multiscale_flow(image_shape: Sequence[int], step_fn: StepFn, *, num_scales: 
 def sample_images(flow: Flow, key: jax.Array, num_samples: int, num_levels: int = 256):
     """Draw ``num_samples`` images as valid pixels: ``(uint8 images (N, H, W, C), out_of_range)``.
 
+    The samples are drawn by :func:`survae_jax.evaluation.sample`, split over every device.
+
     The flow's sample is ``floor`` of the dequantized value, an ``int32`` that a latent far in
     the base's tail can put outside ``0..L-1`` (or a non-finite latent makes meaningless). Such
     pixels are set to the nearest level (0 or ``L - 1``) and counted, never wrapped around (a
@@ -241,11 +244,8 @@ def sample_images(flow: Flow, key: jax.Array, num_samples: int, num_levels: int 
         raise ValueError(f"sample_images: need num_samples >= 1 and 2 <= num_levels <= 256, "
                          f"got {num_samples}, {num_levels}.")
 
-    @jax.jit
-    def draw(f, k):
-        x = f.sample(k, int(num_samples))
-        bad = jnp.sum((x < 0) | (x > num_levels - 1))
-        return jnp.clip(x, 0, num_levels - 1).astype(jnp.uint8), bad
+    from survae_jax.evaluation import sample
 
-    images, bad = draw(flow, key)
-    return images, int(bad)
+    x = sample(flow, key, int(num_samples))  # split over every device
+    bad = int(np.sum((x < 0) | (x > num_levels - 1)))
+    return np.clip(x, 0, num_levels - 1).astype(np.uint8), bad

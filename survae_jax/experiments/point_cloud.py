@@ -490,11 +490,14 @@ class SpatialMNISTExperiment(Experiment):
     def loss_fn(self, config: PointCloudConfig):
         return loss_fn
 
-    def test_metrics(self, config: PointCloudConfig, log_likelihood, model) -> dict:
+    def test_metrics(self, config: PointCloudConfig, log_likelihood, model, *, iwbo_samples=None) -> dict:
         out = {"test_nats": metrics.nats(log_likelihood), "test_exact": bool(model.exact),
                "num_parameters": num_parameters(model)}
         if model.exact:
             return {**out, "test_ppll": ppll(log_likelihood)}
+        if iwbo_samples is not None:  # the runner's pass was the IWBO
+            return {**out, "test_iwbo_ppll": ppll(log_likelihood), "iwbo_samples": int(iwbo_samples),
+                    "iwbo_examples": len(log_likelihood)}
         test = self.load_data(config)[1]  # cached: not built again
         key = jax.random.fold_in(jax.random.key(config.seed), 11)
         return {**out, "test_elbo_ppll": ppll(log_likelihood),

@@ -158,9 +158,12 @@ class Experiment:
         return None
 
     # ----------------------------------------------------------------- outputs
-    def test_metrics(self, config: Any, log_likelihood: np.ndarray, model: nnx.Module) -> dict:
+    def test_metrics(self, config: Any, log_likelihood: np.ndarray, model: nnx.Module, *,
+                     iwbo_samples: int | None = None) -> dict:
         """Metrics of the test log-likelihoods ``(N,)`` nats: ``test_nats``, ``test_exact``,
-        ``num_parameters``."""
+        ``num_parameters``. With ``iwbo_samples=K`` (``survae-jax eval --iwbo K``) the
+        log-likelihoods are IWBOs with ``K`` samples: an experiment reports them as its IWBO and
+        computes no bound of its own."""
         return {"test_nats": metrics.nats(log_likelihood), "test_exact": bool(getattr(model, "exact", True)),
                 "num_parameters": num_parameters(model)}
 

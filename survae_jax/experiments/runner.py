@@ -4,7 +4,8 @@ A run folder holds::
 
     config.json        the experiment's name and config (written first)
     train.log          one line per note of the training loop (the execution it chose: a
-                       compiled loop of steps or one call per step, and why)
+                       compiled loop of steps or one call per step, and why; the devices:
+                       the 'data' mesh and what is sharded, or one device unsharded)
     checkpoints/       orbax checkpoints, step_00001000, ... (the last two kept)
     density.png ...    the experiment's figures
     metrics.json       train and test nats, times, steps/s (written last, atomically)
@@ -12,6 +13,10 @@ A run folder holds::
 ``metrics.json`` is the mark of a finished run: it is removed when a run (re)starts and written
 only after training, evaluation and figures have succeeded, so a folder whose run failed never
 claims success.
+
+With several processes (``jax.distributed``) every process runs the same command: each trains on
+its shard of the training set (:func:`~survae_jax.distributed.process_shard`), all evaluate the
+whole test set together, and process 0 alone writes the files.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ import time
 from typing import Any, Callable
 
 import jax
+from flax import nnx
 
+from survae_jax import distributed
 from survae_jax.checkpoint import (
     CheckpointError,
     check_writable,
@@ -74,7 +81,7 @@ def _write_json(path: str, obj: dict) -> None:
 def _prepare_dir(run_dir: str) -> None:
     try:
         os.makedirs(run_dir, exist_ok=True)
-        probe = os.path.join(run_dir, ".write_test")
+        probe = os.path.join(run_dir, f".write_test.{os.getpid()}")
         with open(probe, "w") as f:
             f.write("ok")
         os.remove(probe)
@@ -94,12 +101,15 @@ def run_experiment(
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    devices: Any = None,
 ) -> dict:
     """Train ``exp`` with ``config`` into ``run_dir``; return the metrics written to ``metrics.json``.
 
     With ``resume``, continue from the latest checkpoint of ``run_dir`` (its stored config must
     equal ``config`` except for the schedule fields ``steps``, ``log_every``,
     ``checkpoint_every``); without it, ``run_dir`` must not hold a run already.
+    ``devices``: :attr:`~survae_jax.training.TrainConfig.devices` of the training and the test
+    evaluation (default every device); a run may be resumed on another count.
 
     Raises:
       RunError: an unwritable folder, a folder that already holds a run (without ``resume``),
@@ -128,30 +138,37 @@ def run_experiment(
             if diff:
                 raise RunError(f"{run_dir}: --resume with a config that differs from config.json in {diff}.")
     metrics_path = os.path.join(run_dir, "metrics.json")
-    if os.path.exists(metrics_path):
+    distributed.barrier(f"survae_jax run {run_dir} checked")  # every process has looked before any writes
+    primary = distributed.is_primary()
+    if primary and os.path.exists(metrics_path):
         os.remove(metrics_path)
-    _write_json(cfg_path, new)
+    if primary:
+        _write_json(cfg_path, new)
 
     train_data, test_data = exp.load_data(config)
+    train_data = distributed.process_shard(train_data)
     valid_data = exp.load_valid_data(config)
     model = exp.build_model(config)
     log_path = os.path.join(run_dir, "train.log")
 
     def note(msg: str) -> None:  # all to train.log; all but the execution note also to stderr
+        if not primary:
+            return
         with open(log_path, "a") as f:
             f.write(msg + "\n")
         if not msg.startswith("train: execution="):
             print(msg, file=sys.stderr, flush=True)
 
+    train_config = dataclasses.replace(exp.train_config(config, progress=progress and primary), devices=devices)
     result = train(
-        model, train_data, config=exp.train_config(config, progress=progress),
+        model, train_data, config=train_config,
         optimizer=exp.optimizer(config), loss_fn=exp.loss_fn(config),
         checkpoint_dir=ckpt_dir, resume=resume, init_fn=exp.init_fn(config), log=note, valid_data=valid_data,
     )
     key = jax.random.fold_in(jax.random.key(config.seed), 7)
     t_eval = time.perf_counter()
     ll = evaluate(model, test_data, key=key, log_prob_fn=exp.log_prob_fn(config),
-                  batch_size=exp.eval_batch_size(config))
+                  batch_size=exp.eval_batch_size(config), devices=devices)
     out = {
         "experiment": exp.name,
         "step": result.step,
@@ -163,6 +180,9 @@ def run_experiment(
         "compile_time_s": result.compile_time_s,
         "execution": result.execution,
         "execution_reason": result.execution_reason,
+        "devices": result.devices,
+        "sharding": result.sharding,
+        "processes": jax.process_count(),
         "eval_time_s": time.perf_counter() - t_eval,
         "resumed_from": result.resumed_from,
         **({} if valid_data is None else {"best_step": result.best_step, "best_valid_nats": result.best_valid_nats,
@@ -171,10 +191,14 @@ def run_experiment(
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
     }
-    figures = exp.plot(model, config, test_data, run_dir, jax.random.fold_in(key, 1))
+    if jax.process_count() > 1:  # the figures are drawn by process 0 alone, from host copies
+        nnx.update(model, jax.device_get(nnx.state(model)))
+    figures = exp.plot(model, config, test_data, run_dir, jax.random.fold_in(key, 1)) if primary else []
     out["figures"] = [os.path.basename(p) for p in figures]
     out["wall_time_s"] = time.perf_counter() - t_start
-    _write_json(metrics_path, out)
+    if primary:
+        _write_json(metrics_path, out)
+    distributed.barrier(f"survae_jax run {run_dir} written")
     return out
 
 
@@ -249,7 +273,8 @@ def evaluate_run(run_dir: str, *, iwbo: int | None = None) -> dict:
         # examples x samples per batch: 65,536 at the default batch of 8,192, scaled with it
         batch_size, extra = max(1, 8 * batch_size // chunk), {"iwbo_samples": k}
     ll = evaluate(model, test_data, key=key, log_prob_fn=log_prob_fn, batch_size=batch_size)
-    return {"run": run_dir, "step": step, **exp.test_metrics(config, ll, model), **extra}
+    metrics_ = exp.test_metrics(config, ll, model, iwbo_samples=extra.get("iwbo_samples"))
+    return {"run": run_dir, "step": step, **metrics_, **extra}
 
 
 def sample_run(run_dir: str, *, num_samples: int = 50_000, seed: int = 0, path: str | None = None) -> str:

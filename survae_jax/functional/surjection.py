@@ -15,7 +15,9 @@ Inference surjection (Table 7), deterministic ``forward``:
 Its generative dual (Table 6) swaps the roles, as ``Invert`` does for a bijection, and negates V:
 
 - forward: ``s ~ q(s|x)``, ``z = merge(x, s)``, ``V = -log q(s|x) - log_volume``, a one-sample
-  bound term (Appendix A, Eq. 4);
+  bound term (Appendix A, Eq. 4); ``V = -inf`` for an ``x`` outside the image of ``split``
+  (``p(x) = 0``: a negative ``x`` of abs or ReLU, an unsorted one of sort), found as
+  ``split(merge(x, s))[0] != x``;
 - inverse: ``x = split(z)[0]``; ``inverse(forward(x)) == x``.
 
 A fibre distribution has ``log_prob(s, *, context, key)``, ``sample(key, *, context)`` and
@@ -90,11 +92,13 @@ def inference_inverse(op: Surjective, z: Array, fibre=None, *, key=None, context
 
 
 def generative_forward(op: Surjective, x: Array, fibre=None, *, key=None, context=None):
-    """``(z, V)`` with ``s ~ q(s|x)``, ``z = merge(x, s)``, ``V = -log q(s|x) - log_volume`` (Table 6)."""
+    """``(z, V)`` with ``s ~ q(s|x)``, ``z = merge(x, s)``, ``V = -log q(s|x) - log_volume`` (Table 6),
+    ``-inf`` where ``x`` is outside the image of ``split``."""
     key, fibre = require_key(key, f"{op.name}.forward"), op.fibre if fibre is None else fibre
     s, log_q = fibre.sample_and_log_prob(key, context=op.checked(x))
     z = op.merge(x, s)
-    return z, _promote(-(log_q + op.volume(x, s)), z)
+    in_image = jnp.all((op.split(z)[0] == x).reshape(x.shape[0], -1), axis=1)
+    return z, _promote(jnp.where(in_image, -(log_q + op.volume(x, s)), -jnp.inf), z)
 
 
 def generative_inverse(op: Surjective, z: Array, fibre=None, *, key=None, context=None):

@@ -113,7 +113,7 @@ def test_config_errors():
 
 
 @pytest.mark.slow
-def test_cli_trains_evaluates_and_resumes(tmp_path):
+def test_cli_trains_evaluates_and_resumes(tmp_path, capsys):
     from survae_jax.cli import main
 
     out = tmp_path / "run"
@@ -127,3 +127,8 @@ def test_cli_trains_evaluates_and_resumes(tmp_path):
     assert (out / "samples.png").exists()
     assert main(args + ["--steps", "6", "--resume"]) == 0
     assert json.loads((out / "metrics.json").read_text())["resumed_from"] == 4
+    capsys.readouterr()
+    assert main(["eval", str(out), "--iwbo", "5"]) == 0  # the pass is the IWBO: labelled so, not recomputed
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["iwbo_samples"] == 5 and ev["iwbo_examples"] == 10_000 and "test_elbo_nats" not in ev
+    assert ev["test_iwbo_nats"] == pytest.approx(-ev["test_nats"]) and ev["step"] == 6
