@@ -216,8 +216,9 @@ class TabularExperiment(Experiment):
     def optimizer(self, config: TabularConfig) -> optax.GradientTransformation:
         return optax.chain(optax.clip_by_global_norm(5.0), optax.adam(config.lr))
 
-    def test_metrics(self, config: TabularConfig, log_likelihood: np.ndarray, model) -> dict:
-        out = super().test_metrics(config, log_likelihood, model)
+    def test_metrics(self, config: TabularConfig, log_likelihood: np.ndarray, model, *,
+                     iwbo_samples: int | None = None) -> dict:
+        out = super().test_metrics(config, log_likelihood, model, iwbo_samples=iwbo_samples)
         out["test_nats_data_units"] = -float(np.mean(tabular_data(config).to_data_units(log_likelihood)))
         return out
 
