@@ -17,6 +17,7 @@ EXPERIMENT_MODULES: dict[str, str] = {
     "spatial_mnist": "survae_jax.experiments.point_cloud",
     "image": "survae_jax.experiments.image",
     "vae": "survae_jax.experiments.vae",
+    "tabular": "survae_jax.experiments.tabular",
 }
 
 

@@ -126,6 +126,12 @@ class Experiment:
         """``(train, test)`` arrays (or pytrees of arrays with a common first axis)."""
         raise NotImplementedError
 
+    def load_valid_data(self, config: Any) -> Any:
+        """The validation set of :func:`~survae_jax.train` (``valid_data``: early stopping and the
+        best validated parameters, with ``train_config``'s ``valid_every``/``patience``), like the
+        training data; default ``None``: no validation."""
+        return None
+
     def build_model(self, config: Any) -> nnx.Module:
         """A fresh model, its initial weights drawn from ``config.seed``."""
         raise NotImplementedError

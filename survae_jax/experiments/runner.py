@@ -147,6 +147,7 @@ def run_experiment(
 
     train_data, test_data = exp.load_data(config)
     train_data = distributed.process_shard(train_data)
+    valid_data = exp.load_valid_data(config)
     model = exp.build_model(config)
     log_path = os.path.join(run_dir, "train.log")
 
@@ -162,7 +163,7 @@ def run_experiment(
     result = train(
         model, train_data, config=train_config,
         optimizer=exp.optimizer(config), loss_fn=exp.loss_fn(config),
-        checkpoint_dir=ckpt_dir, resume=resume, init_fn=exp.init_fn(config), log=note,
+        checkpoint_dir=ckpt_dir, resume=resume, init_fn=exp.init_fn(config), log=note, valid_data=valid_data,
     )
     key = jax.random.fold_in(jax.random.key(config.seed), 7)
     t_eval = time.perf_counter()
@@ -184,6 +185,8 @@ def run_experiment(
         "processes": jax.process_count(),
         "eval_time_s": time.perf_counter() - t_eval,
         "resumed_from": result.resumed_from,
+        **({} if valid_data is None else {"best_step": result.best_step, "best_valid_nats": result.best_valid_nats,
+                                          "stopped_early": result.stopped_early}),
         "backend": jax.default_backend(),
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
@@ -200,7 +203,8 @@ def run_experiment(
 
 
 def load_run(run_dir: str) -> tuple[Experiment, Any, Any, int]:
-    """Rebuild a run's model from ``config.json`` and its latest checkpoint.
+    """Rebuild a run's model from ``config.json`` and its latest checkpoint (the best validated one,
+    ``checkpoints/best``, for a run trained with a validation set that restores its best).
 
     Returns:
       ``(experiment, config, model, step)``.
@@ -231,6 +235,10 @@ def load_run(run_dir: str) -> tuple[Experiment, Any, Any, int]:
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     opt_state = exp.optimizer(config).init(params)
     (params, rest, _), step, _ = restore_checkpoint(checkpoint_path(ckpt_dir, steps[-1]), (params, rest, opt_state))
+    best_dir = os.path.join(ckpt_dir, "best")
+    best = list_checkpoints(best_dir)
+    if best and exp.train_config(config, progress=False).restore_best:  # validated: the best parameters
+        (params, rest), step, _ = restore_checkpoint(checkpoint_path(best_dir, best[-1]), (params, rest))
     nnx.update(model, params, rest)
     return exp, config, model, step
 

@@ -30,6 +30,7 @@ from survae_jax.functional.elementwise import (Additive, Affine, ElementwiseFami
                                                softplus_inverse_forward, softplus_inverse_inverse, tanh_forward,
                                                tanh_inverse)
 from survae_jax.functional.coupling import coupling_forward, coupling_inverse
+from survae_jax.functional.autoregressive import autoregressive_forward, autoregressive_inverse
 from survae_jax.functional.implicit import implicit_inverse
 from survae_jax.functional.logistic_mixture import LogisticMixtureCDF
 from survae_jax.functional.spline import RationalQuadraticSpline

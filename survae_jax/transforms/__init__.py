@@ -9,10 +9,11 @@ returns ``(z, V)``; ``inverse`` maps Z -> X.
 from survae_jax.transforms.base import (Bijection, GenerativeSurjection, InferenceSurjection, StochasticTransform,
                                         Surjection, Transform, generative_dual)
 from survae_jax.transforms.compose import Compose, Invert
-from survae_jax.transforms.bijections import (ActNorm, AdditiveCoupling, AffineCoupling, Conv1x1, Coupling,
-                                              ElementwiseBijection, Logit, LogisticMixtureCoupling, Permute,
-                                              Reverse, RQSCoupling, Scale, Shift, Sigmoid, Softplus, SoftplusInverse,
-                                              Squeeze2d, Tanh, initialize_actnorm)
+from survae_jax.transforms.bijections import (ActNorm, AdditiveAutoregressive, AdditiveCoupling, AffineAutoregressive,
+                                              AffineCoupling, AutoregressiveBijection, Conv1x1, Coupling,
+                                              ElementwiseBijection, Logit, LogisticMixtureCoupling, Permute, Reverse,
+                                              RQSCoupling, Scale, Shift, Sigmoid, Softplus, SoftplusInverse, Squeeze2d,
+                                              Tanh, initialize_actnorm)
 from survae_jax.transforms.stochastic import VAE, StochasticPermutation
 from survae_jax.transforms.surjections import (AbsSurjection, Augment, GenerativeAbsSurjection,
                                                GenerativeMaxPoolSurjection2d, GenerativeMaxSurjection,

@@ -14,13 +14,17 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from survae_jax.functional import ElementwiseFamily
-from survae_jax.nn import MLP, DenseNet
+from survae_jax.functional import Affine, ElementwiseFamily
+from survae_jax.nn import MADE, MLP, DenseNet
 from survae_jax.testing import TransformCase
+from survae_jax.transforms import Invert
 from survae_jax.transforms.bijections import (
     ActNorm,
+    AdditiveAutoregressive,
     AdditiveCoupling,
+    AffineAutoregressive,
     AffineCoupling,
+    AutoregressiveBijection,
     Conv1x1,
     Coupling,
     Logit,
@@ -80,6 +84,10 @@ def _scalar(k):
 
 def _mlp(i, o, key, **kw):
     return MLP(i, o, hidden=(16,), activation=jnp.tanh, rngs=nnx.Rngs(key), **kw)
+
+
+def _made(d, p, key, order=None, context=None):
+    return MADE(d, (8,), p, order=order, context_features=context, activation=jnp.tanh, rngs=nnx.Rngs(key))
 
 
 def _actnorm(n, axis, shape):
@@ -187,6 +195,40 @@ CASES: list[TransformCase] = [
         make=lambda k: LogisticMixtureCoupling(_mlp(2 + 3, 2 * 14, k), conditional=True),
         sample_input=_normal(3, 4),
         context=_normal(3, 3),
+    ),
+    # ------------------------------------------------------------------ autoregressive (MAF)
+    TransformCase(
+        "AffineAutoregressive-natural",
+        make=lambda k: AffineAutoregressive(_made(4, 2, k)),
+        sample_input=_normal(3, 4),
+    ),
+    TransformCase(
+        "AffineAutoregressive-exp-conditional-permuted",
+        make=lambda k: AffineAutoregressive(_made(4, 2, k, (3, 1, 0, 2), context=3), conditional=True,
+                                            scale_fn="exp"),
+        sample_input=_normal(3, 4),
+        context=_normal(3, 3),
+    ),
+    TransformCase(
+        "AdditiveAutoregressive-natural",
+        make=lambda k: AdditiveAutoregressive(_made(5, 1, k)),
+        sample_input=_normal(3, 5),
+    ),
+    TransformCase(
+        "AdditiveAutoregressive-conditional-reversed",
+        make=lambda k: AdditiveAutoregressive(_made(4, 1, k, (3, 2, 1, 0), context=2), conditional=True),
+        sample_input=_normal(3, 4),
+        context=_normal(3, 2),
+    ),
+    TransformCase(
+        "AutoregressiveBijection-user-family",
+        make=lambda k: AutoregressiveBijection(_made(3, 2, k, (1, 2, 0)), SinhFamily()),
+        sample_input=_normal(3, 3),
+    ),
+    TransformCase(
+        "Invert-AffineAutoregressive-iaf",
+        make=lambda k: Invert(AutoregressiveBijection(_made(4, 2, k, (1, 3, 0, 2)), Affine("softplus"))),
+        sample_input=_normal(3, 4),
     ),
     # ------------------------------------------------------------------ ActNorm
     TransformCase("ActNorm-vector", make=_actnorm(4, -1, (3, 4)), sample_input=_normal(3, 4)),

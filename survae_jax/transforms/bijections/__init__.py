@@ -1,6 +1,9 @@
-"""Bijections: couplings, ActNorm, 1x1 convolutions, permutations, squeeze, elementwise maps."""
+"""Bijections: couplings, autoregressive layers (MAF), ActNorm, 1x1 convolutions, permutations, squeeze,
+elementwise maps."""
 
 from survae_jax.transforms.bijections.actnorm import ActNorm, initialize_actnorm
+from survae_jax.transforms.bijections.autoregressive import (AdditiveAutoregressive, AffineAutoregressive,
+                                                             AutoregressiveBijection)
 from survae_jax.transforms.bijections.conv1x1 import Conv1x1
 from survae_jax.transforms.bijections.coupling import (AdditiveCoupling, AffineCoupling, Coupling,
                                                       LogisticMixtureCoupling, RQSCoupling)

@@ -1,0 +1,101 @@
+"""The tabular experiment: config, models (MAF, NSF when the spline family exists), a few steps
+with validation through the runner, and the best validated parameters reloaded."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+from jax.scipy.stats import norm
+
+from survae_jax import functional
+from survae_jax.experiments import get_experiment
+from survae_jax.experiments.runner import evaluate_run, run_experiment
+from survae_jax.experiments.tabular import SPLINE_FAMILY, TabularConfig, build_model, tabular_data
+from survae_jax.transforms.bijections import AffineAutoregressive, Coupling, Reverse
+
+SMALL = dict(num_train=600, num_valid=100, num_test=200, hidden=(16,), num_layers=2)
+
+
+def test_config_registry_and_errors():
+    exp = get_experiment("tabular")
+    cfg = TabularConfig(dataset="patches", model="nsf", num_bins=4, hidden=(32, 32))
+    assert exp.config_from_dict({"experiment": "tabular", **{**cfg.__dict__, "hidden": [32, 32]}}) == cfg
+    assert TabularConfig().hidden_widths == (128, 128) and cfg.hidden_widths == (32, 32)
+    assert exp.run_name(cfg) == "tabular_patches_nsf_s0"
+    tc = exp.train_config(cfg)
+    assert (tc.valid_every, tc.patience, tc.restore_best) == (500, 10, True)
+    with pytest.raises(ValueError, match="tabular: num_bins/tail_bound .* only apply to --model nsf"):
+        TabularConfig(model="maf", num_bins=8)
+    with pytest.raises(ValueError, match="tabular: unknown model 'realnvp'"):
+        TabularConfig(model="realnvp")
+    with pytest.raises(ValueError, match="tabular: unknown dataset 'power'"):
+        TabularConfig(dataset="power")
+
+
+@pytest.mark.parametrize("dataset,d", [("galaxy", 7), ("patches", 63)])
+def test_maf_starts_as_the_identity_on_standardised_data(dataset, d):
+    cfg = TabularConfig(dataset=dataset, **SMALL)
+    model = build_model(cfg)
+    kinds = [type(t) for t in model.transforms]
+    assert kinds == [AffineAutoregressive, Reverse, AffineAutoregressive]
+    x = tabular_data(cfg).test[:5]
+    assert x.shape == (5, d)
+    want = np.asarray(norm.logpdf(x).sum(-1))
+    np.testing.assert_allclose(model.log_prob(x), want, rtol=1e-5)
+    np.testing.assert_allclose(model.transforms[0].inverse(x), x)
+
+
+def test_nsf_needs_the_spline_family(monkeypatch):
+    monkeypatch.delattr(functional, SPLINE_FAMILY, raising=False)
+    with pytest.raises(ValueError, match=f"--model nsf needs survae_jax.functional.{SPLINE_FAMILY}"):
+        build_model(TabularConfig(model="nsf", **SMALL))
+
+
+def test_nsf_builds_with_the_spline_family():
+    if not hasattr(functional, SPLINE_FAMILY):
+        pytest.skip(f"survae_jax.functional.{SPLINE_FAMILY} does not exist yet")
+    cfg = TabularConfig(model="nsf", num_bins=4, **SMALL)
+    model = build_model(cfg)
+    assert [type(t) for t in model.transforms] == [Coupling, Reverse, Coupling]
+    x = tabular_data(cfg).test[:5]
+    lp = model.log_prob(x)
+    assert lp.shape == (5,) and np.all(np.isfinite(lp))
+    z, _ = model.transforms[0].forward(x)
+    np.testing.assert_allclose(model.transforms[0].inverse(z), x, atol=1e-5)
+
+
+def test_a_short_run_validates_stops_early_and_reloads_its_best(tmp_path):
+    exp = get_experiment("tabular")
+    cfg = TabularConfig(steps=60, batch_size=100, log_every=10, checkpoint_every=20, valid_every=10,
+                        patience=2, lr=3e-2, **SMALL)
+    out = run_experiment(exp, cfg, str(tmp_path / "run"), progress=False, log=lambda m: None)
+    with open(os.path.join(tmp_path, "run", "metrics.json")) as f:
+        assert json.load(f)["best_step"] == out["best_step"]
+    assert out["best_step"] % 10 == 0 and np.isfinite(out["best_valid_nats"]) and np.isfinite(out["test_nats"])
+    assert isinstance(out["stopped_early"], bool)
+    assert out["step"] <= 60 and (out["stopped_early"] or out["step"] == 60)
+    d = tabular_data(cfg)
+    np.testing.assert_allclose(out["test_nats_data_units"], out["test_nats"] + np.log(d.std).sum(), rtol=1e-6)
+    again = evaluate_run(str(tmp_path / "run"))  # the best validated parameters, as tested in the run
+    assert again["step"] == out["best_step"]
+    np.testing.assert_allclose(again["test_nats"], out["test_nats"], rtol=1e-6)
+    assert jax.numpy.isfinite(again["test_nats_data_units"])
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["--model", "maf", "--num-bins", "4"], "only apply to --model nsf"),
+    (["--hidden", "64,0"], "argument --hidden: must be an integer >= 1, got 0"),
+    (["--dataset", "power"], "unknown dataset 'power'"),
+    (["--patience", "-1"], "argument --patience: must be an integer >= 0"),
+])
+def test_cli_bad_usage_is_one_line_and_writes_nothing(argv, expect, capsys, tmp_path):
+    from survae_jax.cli import main
+
+    code = main(["train", "tabular", *argv, "--out", str(tmp_path / "r")])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and expect in lines[0]
+    assert not (tmp_path / "r").exists()
