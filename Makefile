@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(BIN)/python -m survae_jax demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto -q
+	$(BIN)/python -m pytest -n auto -q --durations=30
 
 BENCH_ARGS ?= --quick
 

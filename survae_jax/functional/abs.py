@@ -75,7 +75,7 @@ def abs_surjection(features: Sequence[int] | None = None, name: str = "AbsSurjec
             raise ValueError(f"{name}: sign bits must have shape {tuple(part.shape)}, got {tuple(b.shape)}.")
         return _put(z, jnp.where(b == 1, part, -part), features)
 
-    return Surjective(name, split, merge, FairSigns(features), check_latent=check)
+    return Surjective(name, split, merge, FairSigns(features), check_latent=check, image_check=True)
 
 
 abs_forward, abs_inverse = inference_pair(abs_surjection)

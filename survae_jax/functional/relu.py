@@ -68,7 +68,7 @@ def relu_surjection(scale_net: Callable[[Array], Array] | None = None, name: str
         check(z)
         return jnp.where(z == 0, -m, z)
 
-    return Surjective(name, split, merge, HalfNormalBelowZero(scale_net, name), check_latent=check)
+    return Surjective(name, split, merge, HalfNormalBelowZero(scale_net, name), check_latent=check, image_check=True)
 
 
 relu_forward, relu_inverse = inference_pair(relu_surjection)

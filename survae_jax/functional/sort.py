@@ -86,7 +86,8 @@ def sort_surjection(axis: int = 1, by: int = 0, name: str = "SortSurjection") ->
         ax, b = _layout(name, z, axis, by)
         return _permute(z, j, b, ax)
 
-    return Surjective(name, split, merge, UniformOrders(axis, by, name), None, lambda z: _layout(name, z, axis, by))
+    return Surjective(name, split, merge, UniformOrders(axis, by, name), None, lambda z: _layout(name, z, axis, by),
+                      image_check=True)
 
 
 sort_forward, sort_inverse = inference_pair(sort_surjection)

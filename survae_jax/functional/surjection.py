@@ -15,9 +15,10 @@ Inference surjection (Table 7), deterministic ``forward``:
 Its generative dual (Table 6) swaps the roles, as ``Invert`` does for a bijection, and negates V:
 
 - forward: ``s ~ q(s|x)``, ``z = merge(x, s)``, ``V = -log q(s|x) - log_volume``, a one-sample
-  bound term (Appendix A, Eq. 4); ``V = -inf`` for an ``x`` outside the image of ``split``
-  (``p(x) = 0``: a negative ``x`` of abs or ReLU, an unsorted one of sort), found as
-  ``split(merge(x, s))[0] != x``;
+  bound term (Appendix A, Eq. 4); with ``image_check``, ``V = -inf`` for an ``x`` outside the
+  image of ``split`` (``p(x) = 0``: a negative ``x`` of abs or ReLU, an unsorted one of sort),
+  found as ``split(x)[0] != x`` (exact for these three, whose ``split`` keeps an ``x`` of its
+  image bit for bit);
 - inverse: ``x = split(z)[0]``; ``inverse(forward(x)) == x``.
 
 A fibre distribution has ``log_prob(s, *, context, key)``, ``sample(key, *, context)`` and
@@ -40,8 +41,9 @@ Array = jax.Array
 @dataclasses.dataclass(frozen=True)
 class Surjective:
     """One surjective operation (see the module docstring); ``name`` words the errors, ``fibre``
-    is the default ``p(s|z)``, ``log_volume=None`` means 0, and ``check_latent(z)`` refuses a
-    latent-side tensor of the wrong shape or dtype before a fibre is sampled for it."""
+    is the default ``p(s|z)``, ``log_volume=None`` means 0, ``check_latent(z)`` refuses a
+    latent-side tensor of the wrong shape or dtype before a fibre is sampled for it, and
+    ``image_check`` makes the dual give ``V = -inf`` where ``split(x)[0] != x``."""
 
     name: str
     split: Callable[[Array], tuple[Array, Any]]
@@ -49,6 +51,7 @@ class Surjective:
     fibre: Any
     log_volume: Callable[[Array, Any], Array] | None = None
     check_latent: Callable[[Array], None] | None = None
+    image_check: bool = False
 
     def volume(self, z: Array, s: Any) -> Array | float:
         return 0.0 if self.log_volume is None else self.log_volume(z, s)
@@ -93,12 +96,14 @@ def inference_inverse(op: Surjective, z: Array, fibre=None, *, key=None, context
 
 def generative_forward(op: Surjective, x: Array, fibre=None, *, key=None, context=None):
     """``(z, V)`` with ``s ~ q(s|x)``, ``z = merge(x, s)``, ``V = -log q(s|x) - log_volume`` (Table 6),
-    ``-inf`` where ``x`` is outside the image of ``split``."""
+    ``-inf`` where ``x`` is outside the image of ``split`` (``image_check``)."""
     key, fibre = require_key(key, f"{op.name}.forward"), op.fibre if fibre is None else fibre
     s, log_q = fibre.sample_and_log_prob(key, context=op.checked(x))
     z = op.merge(x, s)
-    in_image = jnp.all((op.split(z)[0] == x).reshape(x.shape[0], -1), axis=1)
-    return z, _promote(jnp.where(in_image, -(log_q + op.volume(x, s)), -jnp.inf), z)
+    v = _promote(-(log_q + op.volume(x, s)), z)
+    if op.image_check:
+        v = jnp.where(jnp.all((op.split(x)[0] == x).reshape(x.shape[0], -1), axis=1), v, -jnp.inf)
+    return z, v
 
 
 def generative_inverse(op: Surjective, z: Array, fibre=None, *, key=None, context=None):
