@@ -381,7 +381,11 @@ class ImageExperiment(Experiment):
         return [self.sample(model, config, os.path.join(run_dir, "samples.png"), key, 64), real]
 
     def sample(self, model, config, path, key, num_samples) -> str:
+        """At most 256 images (a figure's worth; ``--num`` defaults to 50,000 for the 2-D data):
+        a larger request draws 256 and says so."""
         n = max(1, min(int(num_samples), 256))
+        if n < int(num_samples):
+            print(f"image: drawing {n} of the {int(num_samples):,} samples asked for (at most 256 images a figure).")
         images, out_of_range = sample_images(model, key, n, config.num_levels)
         images = np.asarray(images)
         np.save(os.path.splitext(path)[0] + ".npy", images)
