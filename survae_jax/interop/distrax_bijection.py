@@ -136,8 +136,11 @@ class DistraxBijection(Bijection):
                                 "or a builder and its params: DistraxBijection(make, params).")
             b = _as_bijector(bijector)
             leaves, treedef = jax.tree_util.tree_flatten(b)
-            self.arrays = nnx.List([Fixed(jnp.asarray(a)) for a in leaves])
-            self._tree = _Static(treedef)
+            # floating arrays are state; integer leaves (e.g. a TFP Chain's event-ndims bookkeeping)
+            # stay static, so that Python branches on them keep working under jit
+            state = [jnp.issubdtype(jnp.result_type(a), jnp.inexact) for a in leaves]
+            self.arrays = nnx.List([Fixed(jnp.asarray(a)) for a, keep in zip(leaves, state) if keep])
+            self._tree = _Static((treedef, tuple(None if keep else a for a, keep in zip(leaves, state))))
             self._make = None
             self.label = type(b).__name__
         else:
@@ -146,14 +149,16 @@ class DistraxBijection(Bijection):
                                 f"params -> bijector, got {type(bijector).__name__}.")
             leaves, treedef = jax.tree_util.tree_flatten(params)
             self.arrays = nnx.List([nnx.Param(jnp.asarray(a)) for a in leaves])
-            self._tree = _Static(treedef)
+            self._tree = _Static((treedef, (None,) * len(leaves)))
             self._make = _Static(bijector)
             self.label = type(_as_bijector(bijector(params))).__name__
 
     @property
     def bijector(self):
         """The distrax bijector, rebuilt from the module's (possibly traced) arrays."""
-        tree = jax.tree_util.tree_unflatten(self._tree.value, [a[...] for a in self.arrays])
+        treedef, fixed = self._tree.value
+        arrays = iter(a[...] for a in self.arrays)
+        tree = jax.tree_util.tree_unflatten(treedef, [next(arrays) if f is None else f for f in fixed])
         return tree if self._make is None else _as_bijector(self._make.value(tree))
 
     def functional_args(self) -> dict:

@@ -29,7 +29,7 @@ class NumpyroFlow(Distribution):
     stochastic layer is refused with an error naming those layers.
 
     ``support`` is ``real`` on every event axis unless given: a flow whose data live on a
-    smaller set (a ``Logit`` or ``Tanh`` on the data side) has ``log_prob = -inf`` outside it,
+    smaller set (a ``Logit`` on the data side) has ``log_prob = -inf`` outside it,
     which NUTS treats as a rejected proposal; pass the true ``support`` (a numpyro constraint)
     to let numpyro transform to it instead.
 

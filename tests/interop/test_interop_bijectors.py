@@ -133,3 +133,15 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match=r"DistraxBijection\(MaskedCoupling\): .* mapped an input of shape "
                                           r"\(4, 1\) to \(4, 2\)"):
         coupling.forward(jnp.zeros((4, 1)))
+
+
+def test_a_tfp_chain_with_integer_leaves_runs_under_jit():
+    from tensorflow_probability.substrates import jax as tfp
+
+    tb = tfp.bijectors
+    chain = tb.Chain([tb.Shift(jnp.array([1.0, 2.0])), tb.Scale(jnp.array([2.0, 3.0]))])  # z -> 2 z + 1 (and 3 z + 2)
+    flow = sj.Flow(StandardNormal((2,)), [from_distrax(chain)])
+    x = jnp.array([[0.5, 1.0], [2.0, -1.0]])
+    z = (x - jnp.array([1.0, 2.0])) / jnp.array([2.0, 3.0])
+    want = jax.scipy.stats.norm.logpdf(z).sum(-1) - jnp.log(6.0)
+    np.testing.assert_allclose(np.asarray(jax.jit(lambda f, x: f.log_prob(x))(flow, x)), np.asarray(want), rtol=1e-6)
