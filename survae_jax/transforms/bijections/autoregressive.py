@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from survae_jax.functional.autoregressive import autoregressive_forward, autoregressive_inverse
 from survae_jax.functional.elementwise import Additive, Affine, ElementwiseFamily
-from survae_jax.transforms.base import Bijection
+from survae_jax.transforms.bijections.conditioned import NetConditioned
 
 
-class AutoregressiveBijection(Bijection):
+class AutoregressiveBijection(NetConditioned):
     """Autoregressive layer on ``(B, D)`` with an autoregressive net (a :class:`~survae_jax.nn.MADE`)
     and an elementwise family ``g`` with ``P = family.num_params``.
 
@@ -38,8 +38,7 @@ class AutoregressiveBijection(Bijection):
     def __init__(self, net, family: ElementwiseFamily | None = None, *, conditional: bool = False):
         name = type(self).__name__
         family = Affine() if family is None else family
-        if not all(hasattr(family, a) for a in ("num_params", "forward", "inverse")):
-            raise TypeError(f"{name}: family must have num_params, forward and inverse, got {type(family).__name__}.")
+        self._check_family(family)
         made_p = getattr(net, "num_params", None)
         if made_p is not None and int(made_p) != int(family.num_params):
             raise ValueError(f"{name}: the net gives {made_p} parameter(s) per entry but the family "
@@ -48,20 +47,6 @@ class AutoregressiveBijection(Bijection):
 
     def functional_args(self):
         return {"conditioner": self.net, "family": self.family, "name": self.name}
-
-    def _context(self, context):
-        if self.conditional and context is None:
-            raise ValueError(f"{self.name} is conditional and needs context= (a (B, ...) tensor).")
-        return context if self.conditional else None
-
-    def forward(self, x, *, key=None, context=None):
-        return autoregressive_forward(x, **self.functional_args(), context=self._context(context))
-
-    def inverse(self, z, *, key=None, context=None):
-        return autoregressive_inverse(z, **self.functional_args(), context=self._context(context))
-
-    def inverse_and_log_det(self, z, *, key=None, context=None):
-        return autoregressive_inverse.and_log_det(z, **self.functional_args(), context=self._context(context))
 
 
 class AffineAutoregressive(AutoregressiveBijection):

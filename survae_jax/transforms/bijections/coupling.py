@@ -7,10 +7,10 @@ from survae_jax.functional.coupling import coupling_forward, coupling_inverse
 from survae_jax.functional.elementwise import Additive, Affine, ElementwiseFamily
 from survae_jax.functional.logistic_mixture import LogisticMixtureCDF
 from survae_jax.functional.spline import RationalQuadraticSpline
-from survae_jax.transforms.base import Bijection
+from survae_jax.transforms.bijections.conditioned import NetConditioned
 
 
-class Coupling(Bijection):
+class Coupling(NetConditioned):
     """Coupling with a net and an elementwise family ``g`` with ``P = family.num_params``.
 
     - forward: ``x = concat(x_id, x2)`` along ``axis``; ``z = concat(x_id, g(x2; theta))``,
@@ -44,25 +44,13 @@ class Coupling(Bijection):
             raise ValueError(f"{name}: axis 0 is the batch axis; split an event axis.")
         if num_condition is not None and int(num_condition) < 1:
             raise ValueError(f"{name}: num_condition must be >= 1, got {num_condition}.")
-        if not all(hasattr(family, a) for a in ("num_params", "forward", "inverse")):
-            raise TypeError(f"{name}: family must have num_params, forward and inverse, got {type(family).__name__}.")
+        self._check_family(family)
         self.net, self.family, self.axis, self.conditional = net, family, int(axis), bool(conditional)
         self.num_condition = None if num_condition is None else int(num_condition)
 
     def functional_args(self):
         return {"conditioner": self.net, "family": self.family, "axis": self.axis,
                 "num_condition": self.num_condition, "name": self.name}
-
-    def _context(self, context):
-        if self.conditional and context is None:
-            raise ValueError(f"{self.name} is conditional and needs context= (a (B, ...) tensor).")
-        return context if self.conditional else None
-
-    def forward(self, x, *, key=None, context=None):
-        return coupling_forward(x, **self.functional_args(), context=self._context(context))
-
-    def inverse(self, z, *, key=None, context=None):
-        return coupling_inverse(z, **self.functional_args(), context=self._context(context))
 
 
 class AffineCoupling(Coupling):
