@@ -158,3 +158,34 @@ def test_cli_flags_make_the_config():
     assert EXPERIMENT.train_config(cfg).steps == 7
     args = build_parser().parse_args(["train", "spatial_mnist"])
     assert EXPERIMENT.config_from_args(args) == paper_config("sortflow")
+
+
+def test_spline_sortflow_is_exact_invertible_and_named_apart(clouds):
+    from survae_jax.experiments.point_cloud import SPLINE_BINS
+    from survae_jax.functional.spline import RationalQuadraticSpline
+    from survae_jax.transforms.bijections.coupling import Coupling
+
+    flow = _tiny("sortflow", coupling="spline")
+    couplings = [t for t in flow.transforms if isinstance(t, Coupling)]
+    assert len(couplings) == 2 and all(isinstance(c.family, RationalQuadraticSpline) for c in couplings)
+    # coordinate coupling: one spline per point (3K - 1 parameters); point coupling: two per point
+    assert [c.net.out.kernel.shape[-1] for c in couplings] == [3 * SPLINE_BINS - 1, 2 * (3 * SPLINE_BINS - 1)]
+    x = clouds[:8]
+    perms = jax.vmap(lambda k: jax.random.permutation(k, 50))(jax.random.split(jax.random.key(5), 8))
+    a = log_prob(flow, x, None)
+    b = log_prob(flow, jnp.take_along_axis(x, perms[..., None], axis=1), None)
+    assert flow.exact and np.isfinite(a).all()
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-4)
+    # after the sort every layer is a bijection: each inverts its forward (float32; composed, the
+    # random Transformers amplify these errors of a few 1e-6 by their Lipschitz constants)
+    y = x
+    for t in list(flow.transforms)[:3]:  # Scale, Shift, sort
+        y = t.forward(y)[0]
+    for t in list(flow.transforms)[3:]:
+        z = t.forward(y)[0]
+        np.testing.assert_allclose(t.inverse(z), y, atol=2e-5)
+        y = z
+    cfg = dataclasses.replace(cpu_config("sortflow"), coupling="spline")
+    assert EXPERIMENT.run_name(cfg) == "spatial_mnist_sortflow_spline_s0"
+    with pytest.raises(ValueError, match="coupling must be one of"):
+        dataclasses.replace(cfg, coupling="rqs")
