@@ -8,8 +8,7 @@ normal base, ``forward`` = data -> latent:
   :class:`~survae_jax.nn.MADE` each, ReLU, zero last layer so each starts as the identity) with
   ``Reverse(D)`` between them (Papamakarios et al. 2017);
 * ``nsf``: ``num_layers`` couplings with the rational-quadratic spline family
-  (``survae_jax.functional.RationalQuadraticSpline(num_bins, tail_bound)``, looked up by name
-  when the model is built), ``MLP`` conditioners, ``Reverse(D)`` between them (Durkan et al.
+  (:class:`~survae_jax.functional.RationalQuadraticSpline`), ``MLP`` conditioners, ``Reverse(D)`` between them (Durkan et al.
   2019, "RQ-NSF (C)").
 
 Training: Adam with the gradient clipped to global norm 5, the validation set's mean negative
@@ -29,12 +28,12 @@ import numpy as np
 import optax
 from flax import nnx
 
-from survae_jax import functional
 from survae_jax.data.tabular import DATASETS, TabularData, load_tabular
 from survae_jax.distributions import StandardNormal
 from survae_jax.experiments.flags import non_negative_int, positive_float, positive_int
 from survae_jax.experiments.registry import Experiment
 from survae_jax.flow import Flow
+from survae_jax.functional.spline import RationalQuadraticSpline
 from survae_jax.nn.made import MADE
 from survae_jax.nn.mlp import MLP
 from survae_jax.training import TrainConfig
@@ -43,8 +42,6 @@ from survae_jax.transforms.bijections.coupling import Coupling
 from survae_jax.transforms.bijections.permutation import Reverse
 
 MODELS = ("maf", "nsf")
-#: the name of the spline family in :mod:`survae_jax.functional` that ``nsf`` uses.
-SPLINE_FAMILY = "RationalQuadraticSpline"
 FEATURES = {"galaxy": 7, "patches": 63}
 DEFAULT_HIDDEN = {"galaxy": (128, 128), "patches": (512, 512)}
 
@@ -117,18 +114,10 @@ def tabular_data(config: TabularConfig) -> TabularData:
     return _data(config.dataset, config.num_train, config.num_valid, config.num_test)
 
 
-def spline_family(config: TabularConfig):
-    """``survae_jax.functional.RationalQuadraticSpline(num_bins, tail_bound)`` (8, 3.0 by default).
-
-    Raises:
-      ValueError: this installation's :mod:`survae_jax.functional` has no such family.
-    """
-    cls = getattr(functional, SPLINE_FAMILY, None)
-    if cls is None:
-        raise ValueError(f"tabular: --model nsf needs survae_jax.functional.{SPLINE_FAMILY}, which this "
-                         "version of survae_jax does not have.")
-    return cls(num_bins=8 if config.num_bins is None else config.num_bins,
-               tail_bound=3.0 if config.tail_bound is None else config.tail_bound)
+def spline_family(config: TabularConfig) -> RationalQuadraticSpline:
+    """The ``nsf`` couplings' family: ``num_bins`` bins (8) on ``[-tail_bound, tail_bound]`` (3.0)."""
+    return RationalQuadraticSpline(num_bins=8 if config.num_bins is None else config.num_bins,
+                                   tail_bound=3.0 if config.tail_bound is None else config.tail_bound)
 
 
 def build_maf(config: TabularConfig, rngs: nnx.Rngs) -> Flow:

@@ -1,4 +1,4 @@
-"""The tabular experiment: config, models (MAF, NSF when the spline family exists), a few steps
+"""The tabular experiment: config, models (MAF, NSF), a few steps
 with validation through the runner, and the best validated parameters reloaded."""
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from jax.scipy.stats import norm
 
-from survae_jax import functional
 from survae_jax.experiments import get_experiment
 from survae_jax.experiments.runner import evaluate_run, run_experiment
-from survae_jax.experiments.tabular import SPLINE_FAMILY, TabularConfig, build_model, tabular_data
+from survae_jax.experiments.tabular import TabularConfig, build_model, tabular_data
 from survae_jax.transforms.bijections import AffineAutoregressive, Coupling, Reverse
 
 SMALL = dict(num_train=600, num_valid=100, num_test=200, hidden=(16,), num_layers=2)
@@ -49,15 +48,7 @@ def test_maf_starts_as_the_identity_on_standardised_data(dataset, d):
     np.testing.assert_allclose(model.transforms[0].inverse(x), x)
 
 
-def test_nsf_needs_the_spline_family(monkeypatch):
-    monkeypatch.delattr(functional, SPLINE_FAMILY, raising=False)
-    with pytest.raises(ValueError, match=f"--model nsf needs survae_jax.functional.{SPLINE_FAMILY}"):
-        build_model(TabularConfig(model="nsf", **SMALL))
-
-
 def test_nsf_builds_with_the_spline_family():
-    if not hasattr(functional, SPLINE_FAMILY):
-        pytest.skip(f"survae_jax.functional.{SPLINE_FAMILY} does not exist yet")
     cfg = TabularConfig(model="nsf", num_bins=4, **SMALL)
     model = build_model(cfg)
     assert [type(t) for t in model.transforms] == [Coupling, Reverse, Coupling]
