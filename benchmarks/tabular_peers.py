@@ -15,7 +15,8 @@ Both see the same standardised splits (:func:`survae_jax.data.tabular.load_tabul
 written to ``--json``: test nats per example (standardised data; lower is better), wall time of
 training (compilation included for both), steps done, best step.
 
-Usage: ``python benchmarks/tabular_peers.py --dataset galaxy --model maf [--steps N] [--json PATH]``.
+Usage: ``python benchmarks/tabular_peers.py --dataset galaxy patches --model maf nsf [--steps N]
+[--hidden 256,256] [--json PATH] [--markdown PATH]`` (each pair of runs one after the other, ours first).
 """
 
 from __future__ import annotations
@@ -111,33 +112,69 @@ def ours_run(config: TabularConfig, out: str) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="galaxy")
-    p.add_argument("--model", default="maf")
+    p.add_argument("--dataset", nargs="+", default=["galaxy"])
+    p.add_argument("--model", nargs="+", default=["maf"])
     p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--hidden", type=lambda t: tuple(int(w) for w in t.split(",")), default=None,
+                   help="hidden widths for every run, e.g. 256,256 (default: the experiment's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="our run folder (default: a temporary one)")
+    p.add_argument("--out", default=None, help="folder of our run folders (default: a temporary one)")
     p.add_argument("--json", default=None)
+    p.add_argument("--markdown", default=None, help="also write the table to this file")
     p.add_argument("--skip-ours", action="store_true")
     a = p.parse_args(argv)
-    kw = {"dataset": a.dataset, "model": a.model, "seed": a.seed}
-    if a.steps is not None:
-        kw["steps"] = a.steps
-    config = TabularConfig(**kw)
-    rows = {}
-    if not a.skip_ours:
-        out = a.out or os.path.join(tempfile.mkdtemp(), "run")
-        m = ours_run(config, out)
-        rows["survae_jax"] = {k: m[k] for k in ("test_nats", "best_valid_nats", "best_step", "step")}
-        rows["survae_jax"]["train_time_s"] = m["wall_incl_compile_s"]
-    rows["flowjax"] = flowjax_run(config)
-    for name, r in rows.items():
-        print(f"{name:10s} test {r['test_nats']:.4f} nats  valid {r['best_valid_nats']:.4f}  best step "
-              f"{r['best_step']:,} of {r['step']:,}  train {r['train_time_s']:.1f} s")
+    out_dir = a.out or tempfile.mkdtemp()
+    results = []
+    for dataset in a.dataset:
+        for model in a.model:
+            kw = {"dataset": dataset, "model": model, "seed": a.seed}
+            if a.steps is not None:
+                kw["steps"] = a.steps
+            if a.hidden is not None:
+                kw["hidden"] = a.hidden
+            config = TabularConfig(**kw)
+            rows = {}
+            if not a.skip_ours:
+                m = ours_run(config, os.path.join(out_dir, f"{dataset}_{model}"))
+                rows["survae_jax"] = {k: m[k] for k in ("test_nats", "best_valid_nats", "best_step", "step")}
+                rows["survae_jax"]["train_time_s"] = m["wall_incl_compile_s"]
+            rows["flowjax"] = flowjax_run(config)
+            for name, r in rows.items():
+                print(f"{dataset} {model} {name:10s} test {r['test_nats']:.4f} nats  valid {r['best_valid_nats']:.4f}  "
+                      f"best step {r['best_step']:,} of {r['step']:,}  train {r['train_time_s']:.1f} s", flush=True)
+            results.append({"config": dict(config.__dict__), "rows": rows})
+    meta = {"backend": jax.default_backend(), "cpu_count": os.cpu_count(), "jax": jax.__version__,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": " ".join(sys.argv)}
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"config": config.__dict__, "rows": rows, "backend": jax.default_backend(),
-                       "cpu_count": os.cpu_count()}, f, indent=2, default=list)
+            json.dump({**meta, "results": results}, f, indent=2, default=list)
+    if a.markdown and not a.skip_ours:
+        write_markdown(a.markdown, results, meta)
     return 0
+
+
+def write_markdown(path: str, results: list, meta: dict) -> None:
+    """One row per data set and model: both test log-likelihoods (nats per example, standardised
+    data; higher is better), the training wall times and their ratio."""
+    lines = [f"Command: `{meta['command']}`, {meta['date']}, {meta['backend']}, {meta['cpu_count']} CPUs, "
+             f"jax {meta['jax']}.", "",
+             "| data | model | hidden | steps budget | survae_jax test log-lik | FlowJAX test log-lik | "
+             "survae_jax steps (best) | FlowJAX steps (best) | survae_jax train s | FlowJAX train s | "
+             "FlowJAX time / ours |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for res in results:
+        c, ours, peer = res["config"], res["rows"]["survae_jax"], res["rows"]["flowjax"]
+        hidden = c["hidden"] or TabularConfig(dataset=c["dataset"]).hidden_widths
+        lo, lp = f"{-ours['test_nats']:.3f}", f"{-peer['test_nats']:.3f}"
+        lo, lp = (f"**{lo}**", lp) if ours["test_nats"] <= peer["test_nats"] else (lo, f"**{lp}**")
+        lines.append(
+            f"| {c['dataset']} | {c['model']} | {','.join(map(str, hidden))} | {c['steps']:,} | "
+            f"{lo} | {lp} | {ours['step']:,} ({ours['best_step']:,}) | "
+            f"{peer['step']:,} ({peer['best_step']:,}) | {ours['train_time_s']:.0f} | {peer['train_time_s']:.0f} | "
+            f"{peer['train_time_s'] / ours['train_time_s']:.2f} |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

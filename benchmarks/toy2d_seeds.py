@@ -2,7 +2,7 @@
 
 For every dataset and every model of ``--models`` (default: baseline, AbsFlow and their spline
 versions) trains seeds ``--seeds`` (default 0-4) on the paper's schedule (10,000 steps, batch
-128, Adam 1e-3; each AbsFlow with its dataset's default range flow) into
+128, Adam 1e-3; each AbsFlow with its default range flow) into
 ``runs/seeds/<run name>``, skipping runs that already finished, then tabulates the median, the
 mean +- population std and every seed's test nats. ``--jobs 2`` trains two runs at once (one
 process each). Usage::
@@ -63,9 +63,11 @@ def main(argv=None) -> int:
         f"Test nats after {args.steps:,} steps (batch 128, Adam 1e-3, 128,000 train / 128,000 test points), "
         f"seeds {', '.join(map(str, args.seeds))}; lower is better. `spline` is the baseline with "
         "rational-quadratic spline couplings (8 bins, tail bound 4, linear tails); `spline_absflow` "
-        "the AbsFlow with spline couplings. Each AbsFlow uses its dataset's default range flow "
-        "(checkerboard: anti-symmetric, learned sign; corners: Logit; eight Gaussians and four "
-        "circles: SoftplusInverse). `paper`: the original code, one seed (AbsFlow/baseline only). "
+        "the AbsFlow with spline couplings. On checkerboard both AbsFlows learn the sign of x1 (the "
+        "affine one onto a uniform square, the spline one through spline couplings onto a normal "
+        "base); elsewhere the range flow is the default: Logit on corners and SoftplusInverse on "
+        "eight Gaussians and four circles for `absflow`, SoftplusInverse everywhere for "
+        "`spline_absflow`. `paper`: the original code, one seed (AbsFlow/baseline only). "
         "Written by `python benchmarks/toy2d_seeds.py`.",
         "",
         "| dataset | model | params | median | mean +- std | each seed | steps/s (median) | paper |",

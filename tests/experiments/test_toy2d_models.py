@@ -95,4 +95,7 @@ def test_spline_models_build_and_train(model, dataset):
 def test_spline_models_refuse_a_scale_fn():
     with pytest.raises(ValueError, match="no effect on spline"):
         Toy2DConfig(model="spline", scale_fn="exp")
-    assert Toy2DConfig(dataset="corners", model="spline_absflow", range_flow="softplus").abs_range_flow == "softplus"
+    assert Toy2DConfig(dataset="corners", model="spline_absflow", range_flow="logit").abs_range_flow == "logit"
+    # the splines' default range flow keeps |x| in (0, 4) inside their interval: SoftplusInverse
+    assert Toy2DConfig(dataset="corners", model="spline_absflow").abs_range_flow == "softplus"
+    assert Toy2DConfig(dataset="corners", model="absflow").abs_range_flow == "logit"
