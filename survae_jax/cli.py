@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_train(args) -> int:
     from survae_jax.distributed import DataParallel
     from survae_jax.experiments import get_experiment
-    from survae_jax.experiments.runner import run_experiment
+    from survae_jax.experiments.runner import RunError, check_resume, run_experiment
 
     if getattr(args, "unavailable", None):
         raise UsageError(args.unavailable)
@@ -165,9 +165,14 @@ def _cmd_train(args) -> int:
         DataParallel(args.devices, who=f"{PROG} train").check_batch(schedule.batch_size, "--batch-size")
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from e
+    run_dir = args.out or os.path.join("runs", exp.run_name(config))
+    if args.resume:
+        try:
+            check_resume(run_dir, schedule.steps)  # e.g. a checkpoint past --steps, before any file
+        except RunError as e:
+            raise UsageError(f"{PROG} train: {e}") from e
     for note in exp.notes(config, args):
         print(f"{PROG}: note: {note}", file=sys.stderr, flush=True)
-    run_dir = args.out or os.path.join("runs", exp.run_name(config))
     out = run_experiment(exp, config, run_dir, resume=args.resume, progress=args.progress, devices=args.devices)
     bpd = f" ({out['test_bpd']:.3f} bits/dim)" if "test_bpd" in out else ""
     print(f"{run_dir}: test {out['test_nats']:.4f} nats{bpd}, train {out['train_nats']:.4f} nats, "

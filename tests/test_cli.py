@@ -148,6 +148,34 @@ def test_eval_missing_run_and_checkpoint(tmp_path, capsys):
     assert code == 1 and "no checkpoint in" in one_line_error(err)
 
 
+def _snapshot(folder):
+    """Every file under ``folder`` with its bytes and modification time."""
+    return {os.path.relpath(os.path.join(root, f), folder): (open(os.path.join(root, f), "rb").read(),
+                                                            os.stat(os.path.join(root, f)).st_mtime_ns)
+            for root, _, files in os.walk(folder) for f in files}
+
+
+def test_resume_with_steps_below_the_checkpoint_is_refused_untouched(tmp_path, capsys):
+    from survae_jax.experiments import get_experiment
+    from survae_jax.experiments.runner import RunError, run_experiment
+
+    out = tmp_path / "run"
+    (out / "checkpoints" / "step_00000020").mkdir(parents=True)
+    (out / "checkpoints" / "step_00000020" / "state").write_text("a checkpoint")
+    (out / "config.json").write_text(json.dumps({"experiment": "toy2d", "steps": 20}))
+    (out / "metrics.json").write_text("{}")
+    before = _snapshot(out)
+    code, _, err = run(["train", "toy2d", "--out", str(out), "--resume", "--steps", "10", "--no-progress"], capsys)
+    assert code == 2
+    line = one_line_error(err)
+    assert "--resume" in line and "checkpoint of step 20" in line and "(--steps 10)" in line, line
+    assert _snapshot(out) == before
+    exp = get_experiment("toy2d")
+    with pytest.raises(RunError, match="checkpoint of step 20, past the 10 steps"):
+        run_experiment(exp, exp.config_cls(steps=10), str(out), resume=True, progress=False)
+    assert _snapshot(out) == before
+
+
 @pytest.mark.slow
 def test_tiny_run_end_to_end_then_errors(tmp_path, capsys):
     out = tmp_path / "run"

@@ -93,6 +93,26 @@ def _config_dict(exp: Experiment, config: Any) -> dict:
     return {"experiment": exp.name, **dataclasses.asdict(config)}
 
 
+def check_resume(run_dir: str, steps: int) -> int:
+    """The step a resume of ``run_dir`` to ``steps`` optimizer steps continues from.
+
+    That is the newest checkpoint in ``run_dir/checkpoints`` (``0`` while there is none). A
+    checkpoint past ``steps`` is refused: the run cannot go back to ``steps``. Nothing is written.
+
+    Raises:
+      RunError: a checkpoint step greater than ``steps``.
+
+    Source: this library.
+    """
+    ckpt_dir = os.path.join(run_dir, "checkpoints")
+    latest = list_checkpoints(ckpt_dir)
+    if latest and latest[-1] > int(steps):
+        raise RunError(f"--resume: {ckpt_dir} holds a checkpoint of step {latest[-1]:,}, past the "
+                       f"{int(steps):,} steps asked for (--steps {int(steps)}); give --steps "
+                       f"{latest[-1]} or more (--steps {latest[-1]} re-evaluates the run).")
+    return latest[-1] if latest else 0
+
+
 def run_experiment(
     exp: Experiment,
     config: Any,
@@ -113,7 +133,8 @@ def run_experiment(
 
     Raises:
       RunError: an unwritable folder, a folder that already holds a run (without ``resume``),
-        or a resumed config that differs from the stored one.
+        a resumed config that differs from the stored one, or a checkpoint past the config's
+        steps (:func:`check_resume`).
       TrainingError, CheckpointError: from :func:`survae_jax.train`.
 
     The metrics are in nats (``train_nats``, ``test_nats``; PPLL for point clouds) plus times
@@ -122,6 +143,8 @@ def run_experiment(
     Source: this library (docs/design.md: one training loop and one CLI for every experiment).
     """
     t_start = time.perf_counter()
+    if resume:
+        check_resume(run_dir, exp.train_config(config, progress=False).steps)  # before any file is written
     _prepare_dir(run_dir)
     cfg_path = os.path.join(run_dir, "config.json")
     ckpt_dir = os.path.join(run_dir, "checkpoints")
