@@ -176,6 +176,27 @@ def test_resume_with_steps_below_the_checkpoint_is_refused_untouched(tmp_path, c
     assert _snapshot(out) == before
 
 
+def test_resume_with_nothing_to_resume_is_refused(tmp_path, capsys):
+    from survae_jax.experiments import get_experiment
+    from survae_jax.experiments.runner import RunError, run_experiment
+
+    missing, empty, other = tmp_path / "missing", tmp_path / "empty", tmp_path / "other"
+    empty.mkdir()
+    other.mkdir()
+    (other / "notes.txt").write_text("not a run")
+    for folder, what in ((missing, "no such folder"), (empty, "an empty folder"),
+                         (other, "no config.json, no checkpoint")):
+        code, _, err = run(["train", "toy2d", "--out", str(folder), "--resume", "--no-progress"], capsys)
+        assert code == 2
+        assert (f"survae-jax train: nothing to resume in {folder} ({what}); drop --resume to start a run."
+                in one_line_error(err))
+    assert not missing.exists() and os.listdir(empty) == [] and os.listdir(other) == ["notes.txt"]
+    exp = get_experiment("toy2d")
+    with pytest.raises(RunError, match="nothing to resume in"):
+        run_experiment(exp, exp.config_cls(), str(missing), resume=True, progress=False)
+    assert not missing.exists()
+
+
 @pytest.mark.slow
 def test_tiny_run_end_to_end_then_errors(tmp_path, capsys):
     out = tmp_path / "run"

@@ -96,16 +96,22 @@ def _config_dict(exp: Experiment, config: Any) -> dict:
 def check_resume(run_dir: str, steps: int) -> int:
     """The step a resume of ``run_dir`` to ``steps`` optimizer steps continues from.
 
-    That is the newest checkpoint in ``run_dir/checkpoints`` (``0`` while there is none). A
-    checkpoint past ``steps`` is refused: the run cannot go back to ``steps``. Nothing is written.
+    That is the newest checkpoint in ``run_dir/checkpoints`` (``0`` for a run that wrote its
+    ``config.json`` but no checkpoint yet). A missing folder, or one with neither, holds nothing
+    to resume; a checkpoint past ``steps`` is refused: the run cannot go back to ``steps``.
+    Nothing is written.
 
     Raises:
-      RunError: a checkpoint step greater than ``steps``.
+      RunError: nothing to resume, or a checkpoint step greater than ``steps``.
 
     Source: this library.
     """
     ckpt_dir = os.path.join(run_dir, "checkpoints")
     latest = list_checkpoints(ckpt_dir)
+    if not latest and not os.path.isfile(os.path.join(run_dir, "config.json")):
+        what = "an empty folder" if os.path.isdir(run_dir) and not os.listdir(run_dir) else (
+            "no config.json, no checkpoint" if os.path.isdir(run_dir) else "no such folder")
+        raise RunError(f"nothing to resume in {run_dir} ({what}); drop --resume to start a run.")
     if latest and latest[-1] > int(steps):
         raise RunError(f"--resume: {ckpt_dir} holds a checkpoint of step {latest[-1]:,}, past the "
                        f"{int(steps):,} steps asked for (--steps {int(steps)}); give --steps "
@@ -127,14 +133,15 @@ def run_experiment(
 
     With ``resume``, continue from the latest checkpoint of ``run_dir`` (its stored config must
     equal ``config`` except for the schedule fields ``steps``, ``log_every``,
-    ``checkpoint_every``); without it, ``run_dir`` must not hold a run already.
+    ``checkpoint_every``; a folder without ``config.json`` and checkpoints is an error); without
+    it, ``run_dir`` must not hold a run already.
     ``devices``: :attr:`~survae_jax.training.TrainConfig.devices` of the training and the test
     evaluation (default every device); a run may be resumed on another count.
 
     Raises:
-      RunError: an unwritable folder, a folder that already holds a run (without ``resume``),
-        a resumed config that differs from the stored one, or a checkpoint past the config's
-        steps (:func:`check_resume`).
+      RunError: an unwritable folder, a folder that already holds a run (without ``resume``);
+        with ``resume``: nothing to resume, a config that differs from the stored one, or a
+        checkpoint past the config's steps (:func:`check_resume`).
       TrainingError, CheckpointError: from :func:`survae_jax.train`.
 
     The metrics are in nats (``train_nats``, ``test_nats``; PPLL for point clouds) plus times
