@@ -133,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval = sub.add_parser("eval", help="test metrics of a run folder's last checkpoint")
     p_eval.add_argument("run_dir")
     p_eval.add_argument("--iwbo", type=positive_int, default=None, metavar="K",
-                        help="score the whole test set by the IWBO with K importance samples: reported as "
+                        help="score the test set by the IWBO with K importance samples (the first "
+                             "iwbo_examples test examples where the run's config sets that, else all; "
+                             "the output's iwbo_examples says how many): reported as "
                              "test_iwbo_nll_nats (-IWBO per example) beside the experiment's IWBO keys, "
                              "no test_nats (default: test_nats, the experiment's own test log-likelihood or ELBO)")
 

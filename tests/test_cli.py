@@ -197,6 +197,36 @@ def test_resume_with_nothing_to_resume_is_refused(tmp_path, capsys):
     assert not missing.exists()
 
 
+@pytest.mark.parametrize("iwbo_examples, scored", [(5, 5), (None, 12), (50, 12)])
+def test_eval_iwbo_scores_the_runs_iwbo_examples(iwbo_examples, scored, monkeypatch, capsys):
+    import dataclasses
+
+    import jax
+    import numpy as np
+
+    from survae_jax.experiments import get_experiment, runner
+    from survae_jax.experiments.toy2d import Toy2DConfig
+
+    @dataclasses.dataclass(frozen=True)
+    class Config(Toy2DConfig):  # a toy2d run whose config has an IWBO subset, as the image/VAE configs
+        iwbo_examples: int | None = None
+
+    exp = get_experiment("toy2d")
+    cfg = Config(model="baseline", num_train=16, num_test=12, num_couplings=1, hidden=(8,),
+                 iwbo_examples=iwbo_examples)
+    model = exp.build_model(cfg)
+    monkeypatch.setattr(runner, "load_run", lambda run_dir: (exp, cfg, model, 3))
+    out = runner.evaluate_run("RUN", iwbo=2)
+    assert out["iwbo_examples"] == scored and out["iwbo_samples"] == 2 and "test_nats" not in out
+    test = exp.load_data(cfg)[1]
+    log_p = np.asarray(jax.jit(lambda m, x: m.log_prob(x))(model, test[:scored]))
+    # an exact flow: the IWBO is log p of each scored example
+    assert out["test_iwbo_nll_nats"] == pytest.approx(-log_p.mean(), rel=1e-5)
+    err = capsys.readouterr().err
+    assert ("the run's iwbo_examples=50 is more than the 12 test examples; the IWBO is on all 12" in err) == (
+        iwbo_examples == 50)
+
+
 @pytest.mark.slow
 def test_tiny_run_end_to_end_then_errors(tmp_path, capsys):
     out = tmp_path / "run"

@@ -279,9 +279,11 @@ def evaluate_run(run_dir: str, *, iwbo: int | None = None) -> dict:
     Returns ``{"run", "step", **test metrics}``: ``test_nats`` (nats per example, over the
     test set ``(N, ...)``), ``test_exact``, ``num_parameters`` and the experiment's own (PPLL).
     With ``iwbo=K``, the test log-likelihoods are the IWBO with ``K`` importance samples
-    (Burda et al. 2016; for an exact model it equals ``log p``) over the whole test set:
-    ``test_nats`` is then replaced by ``test_iwbo_nll_nats`` (``-IWBO`` per example) and
-    ``iwbo_samples`` says ``K``.
+    (Burda et al. 2016; for an exact model it equals ``log p``) over the first
+    ``config.iwbo_examples`` test examples where the run's config has that field set (the same
+    examples as its training run's IWBO), else over the whole test set: ``test_nats`` is then
+    replaced by ``test_iwbo_nll_nats`` (``-IWBO`` per example), ``iwbo_samples`` says ``K`` and
+    ``iwbo_examples`` how many examples were scored.
 
     Raises:
       ValueError: ``iwbo`` < 1.
@@ -302,8 +304,15 @@ def evaluate_run(run_dir: str, *, iwbo: int | None = None) -> dict:
         def log_prob_fn(m, b, key_):
             return m.iwbo(b, key=key_, num_samples=k, chunk_size=chunk)
 
+        n = int(jax.tree.leaves(test_data)[0].shape[0])
+        wanted = getattr(config, "iwbo_examples", None)
+        m = n if wanted is None else min(int(wanted), n)
+        if wanted is not None and int(wanted) > n:
+            print(f"eval: the run's iwbo_examples={int(wanted):,} is more than the {n:,} test examples; "
+                  f"the IWBO is on all {n:,}.", file=sys.stderr, flush=True)
+        test_data = jax.tree.map(lambda a: a[:m], test_data)
         # examples x samples per batch: 65,536 at the default batch of 8,192, scaled with it
-        batch_size, extra = max(1, 8 * batch_size // chunk), {"iwbo_samples": k}
+        batch_size, extra = max(1, 8 * batch_size // chunk), {"iwbo_samples": k, "iwbo_examples": m}
     ll = evaluate(model, test_data, key=key, log_prob_fn=log_prob_fn, batch_size=batch_size)
     metrics_ = exp.test_metrics(config, ll, model, iwbo_samples=extra.get("iwbo_samples"))
     if iwbo is not None:  # test_nats keeps one meaning (the training run's); this pass is the IWBO
