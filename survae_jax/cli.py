@@ -139,11 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "test_iwbo_nll_nats (-IWBO per example) beside the experiment's IWBO keys, "
                              "no test_nats (default: test_nats, the experiment's own test log-likelihood or ELBO)")
 
-    p_sample = sub.add_parser("sample", help="draw samples from a run and write a figure")
+    p_sample = sub.add_parser("sample", help="draw samples from a run; write a figure and the samples "
+                                             "(FILE.npy beside FILE.png)")
     p_sample.add_argument("run_dir")
     p_sample.add_argument("--num", type=positive_int, default=50_000, help="number of samples (default 50,000)")
     p_sample.add_argument("--seed", type=int, default=0)
-    p_sample.add_argument("--out", default=None, help="the PNG file (default RUN_DIR/samples.png)")
+    p_sample.add_argument("--out", default=None, help="the PNG file (default RUN_DIR/samples.png); the "
+                                                      "samples go to the same name with .npy")
 
     p_demo = sub.add_parser("demo", help="baseline vs AbsFlow on one 2-D dataset, short schedule")
     p_demo.add_argument("--dataset", default="checkerboard")

@@ -7,7 +7,7 @@ A run folder holds::
                        compiled loop of steps or one call per step, and why; the devices:
                        the 'data' mesh and what is sharded, or one device unsharded)
     checkpoints/       orbax checkpoints, step_00001000, ... (the last two kept)
-    density.png ...    the experiment's figures
+    density.png ...    the experiment's figures (samples.png with its samples in samples.npy)
     metrics.json       train and test nats, times, steps/s (written last, atomically)
 
 ``metrics.json`` is the mark of a finished run: it is removed when a run (re)starts and written
@@ -321,7 +321,8 @@ def evaluate_run(run_dir: str, *, iwbo: int | None = None) -> dict:
 
 
 def sample_run(run_dir: str, *, num_samples: int = 50_000, seed: int = 0, path: str | None = None) -> str:
-    """Draw ``num_samples`` from a run's model and write the experiment's sample figure.
+    """Draw ``num_samples`` from a run's model; write the experiment's sample figure to ``path``
+    and the samples beside it (``samples.npy`` next to ``samples.png``).
 
     Raises:
       ValueError: ``num_samples`` < 1.
