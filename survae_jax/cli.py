@@ -166,7 +166,8 @@ def _cmd_train(args) -> int:
     try:
         config = exp.config_from_args(args)
         schedule = exp.train_config(config)  # its checks (e.g. steps within the int32 counter) before any file
-        DataParallel(args.devices, who=f"{PROG} train").check_batch(schedule.batch_size, "--batch-size")
+        DataParallel(args.devices, who=f"{PROG} train", option="--devices").check_batch(
+            schedule.batch_size, "--batch-size")
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from e
     run_dir = args.out or os.path.join("runs", exp.run_name(config))
