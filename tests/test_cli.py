@@ -60,6 +60,10 @@ def one_line_error(err):
         (["train", "vae", "--epochs", "0"], "argument --epochs: must be an integer >= 1"),
         (["train", "vae", "--steps", "5", "--epochs", "2"], "vae: --steps and --epochs"),
         (["train", "vae", "--iwbo-chunk", "300"], "iwbo_chunk=300 must divide iwbo_samples=1000"),
+        (["train", "image", "--dataset", "digits", "--iwbo-examples", "361"],
+         "image: --iwbo-examples 361 is more than the 360 test images of digits; give at most 360."),
+        (["train", "image", "--dataset", "mnist", "--preset", "cpu", "--iwbo-examples", "10001"],
+         "image: --iwbo-examples 10,001 is more than the 10,000 test images of mnist; give at most 10,000."),
     ],
 )
 def test_bad_usage(argv, expect, capsys, tmp_path):
