@@ -60,6 +60,10 @@ def one_line_error(err):
         (["train", "vae", "--epochs", "0"], "argument --epochs: must be an integer >= 1"),
         (["train", "vae", "--steps", "5", "--epochs", "2"], "vae: --steps and --epochs"),
         (["train", "vae", "--iwbo-chunk", "300"], "iwbo_chunk=300 must divide iwbo_samples=1000"),
+        (["train", "vae", "--iwbo-samples", "10", "--iwbo-chunk", "100"],
+         "vae: --iwbo-chunk 100 is more than the 10 importance samples (--iwbo-samples 10); give a divisor of 10."),
+        (["train", "vae", "--iwbo-chunk", "2000"],
+         "vae: --iwbo-chunk 2000 is more than the 1000 importance samples (--iwbo-samples 1000)"),
         (["train", "image", "--dataset", "digits", "--iwbo-examples", "361"],
          "image: --iwbo-examples 361 is more than the 360 test images of digits; give at most 360."),
         (["train", "image", "--dataset", "mnist", "--preset", "cpu", "--iwbo-examples", "10001"],
@@ -71,6 +75,17 @@ def test_bad_usage(argv, expect, capsys, tmp_path):
     assert code == 2
     assert expect in one_line_error(err)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("flags, k, chunk", [([], 1000, 100), (["--iwbo-samples", "10"], 10, 10),
+                                           (["--iwbo-samples", "128"], 128, 64), (["--iwbo-samples", "7"], 7, 7),
+                                           (["--iwbo-samples", "10", "--iwbo-chunk", "5"], 10, 5)])
+def test_vae_iwbo_chunk_fits_the_samples(flags, k, chunk):
+    from survae_jax.cli import build_parser
+    from survae_jax.experiments import get_experiment
+
+    cfg = get_experiment("vae").config_from_args(build_parser().parse_args(["train", "vae"] + flags))
+    assert (cfg.iwbo_samples, cfg.iwbo_chunk) == (k, chunk)
 
 
 def test_steps_help_is_per_experiment(capsys):
