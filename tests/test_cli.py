@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from survae_jax.cli import main
@@ -266,7 +267,7 @@ def test_tiny_run_end_to_end_then_errors(tmp_path, capsys):
     code, stdout, _ = run(["eval", str(out)], capsys)
     assert code == 0 and json.loads(stdout)["test_nats"] == pytest.approx(m["test_nats"], abs=1e-6)
     code, stdout, _ = run(["sample", str(out), "--num", "1000", "--out", str(tmp_path / "s.png")], capsys)
-    assert code == 0 and (tmp_path / "s.png").exists()
+    assert code == 0 and (tmp_path / "s.png").exists() and np.load(tmp_path / "s.npy").shape == (1000, 2)
 
     # The same folder again without --resume: refused; --resume of a finished run re-evaluates.
     code, _, err = run(["train", "toy2d", "--dataset", "corners", "--model", "absflow", "--out", str(out)] + TINY, capsys)
@@ -387,6 +388,7 @@ def test_eval_iwbo(tmp_path, capsys):
     assert code == 0, err
     iw = json.loads(stdout)
     assert iw["iwbo_samples"] == 16 and "iwbo_samples" not in elbo and iw["test_exact"] is False
+    assert iw["iwbo_examples"] == 256  # toy2d has no iwbo_examples: the whole test set
     assert iw["test_iwbo_nll_nats"] < elbo["test_nats"] and "test_nats" not in iw  # the tighter bound, labelled
     code, _, err = run(["eval", str(out), "--iwbo", "0"], capsys)
     assert code == 2 and "--iwbo: must be an integer >= 1" in one_line_error(err)
