@@ -133,15 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval = sub.add_parser("eval", help="test metrics of a run folder's last checkpoint")
     p_eval.add_argument("run_dir")
     p_eval.add_argument("--iwbo", type=positive_int, default=None, metavar="K",
-                        help="score the whole test set by the IWBO with K importance samples: reported as "
+                        help="score the test set by the IWBO with K importance samples (the first "
+                             "iwbo_examples test examples where the run's config sets that, else all; "
+                             "the output's iwbo_examples says how many): reported as "
                              "test_iwbo_nll_nats (-IWBO per example) beside the experiment's IWBO keys, "
                              "no test_nats (default: test_nats, the experiment's own test log-likelihood or ELBO)")
 
-    p_sample = sub.add_parser("sample", help="draw samples from a run and write a figure")
+    p_sample = sub.add_parser("sample", help="draw samples from a run; write a figure and the samples "
+                                             "(FILE.npy beside FILE.png)")
     p_sample.add_argument("run_dir")
     p_sample.add_argument("--num", type=positive_int, default=50_000, help="number of samples (default 50,000)")
     p_sample.add_argument("--seed", type=int, default=0)
-    p_sample.add_argument("--out", default=None, help="the PNG file (default RUN_DIR/samples.png)")
+    p_sample.add_argument("--out", default=None, help="the PNG file (default RUN_DIR/samples.png); the "
+                                                      "samples go to the same name with .npy")
 
     p_demo = sub.add_parser("demo", help="baseline vs AbsFlow on one 2-D dataset, short schedule")
     p_demo.add_argument("--dataset", default="checkerboard")
@@ -154,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_train(args) -> int:
     from survae_jax.distributed import DataParallel
     from survae_jax.experiments import get_experiment
-    from survae_jax.experiments.runner import run_experiment
+    from survae_jax.experiments.runner import RunError, check_resume, run_experiment
 
     if getattr(args, "unavailable", None):
         raise UsageError(args.unavailable)
@@ -162,12 +166,18 @@ def _cmd_train(args) -> int:
     try:
         config = exp.config_from_args(args)
         schedule = exp.train_config(config)  # its checks (e.g. steps within the int32 counter) before any file
-        DataParallel(args.devices, who=f"{PROG} train").check_batch(schedule.batch_size, "--batch-size")
+        DataParallel(args.devices, who=f"{PROG} train", option="--devices").check_batch(
+            schedule.batch_size, "--batch-size")
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from e
+    run_dir = args.out or os.path.join("runs", exp.run_name(config))
+    if args.resume:
+        try:
+            check_resume(run_dir, schedule.steps)  # e.g. a checkpoint past --steps, before any file
+        except RunError as e:
+            raise UsageError(f"{PROG} train: {e}") from e
     for note in exp.notes(config, args):
         print(f"{PROG}: note: {note}", file=sys.stderr, flush=True)
-    run_dir = args.out or os.path.join("runs", exp.run_name(config))
     out = run_experiment(exp, config, run_dir, resume=args.resume, progress=args.progress, devices=args.devices)
     bpd = f" ({out['test_bpd']:.3f} bits/dim)" if "test_bpd" in out else ""
     print(f"{run_dir}: test {out['test_nats']:.4f} nats{bpd}, train {out['train_nats']:.4f} nats, "

@@ -96,31 +96,39 @@ def barrier(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
-def resolve_devices(devices: None | int | Sequence[jax.Device] = None, *, who: str = "devices") -> list:
+def _spell(option: str, value) -> str:
+    """``devices=4`` for a Python argument, ``--devices 4`` for a command-line flag."""
+    return f"{option} {value}" if option.startswith("-") else f"{option}={value}"
+
+
+def resolve_devices(devices: None | int | Sequence[jax.Device] = None, *, who: str = "devices",
+                    option: str = "devices") -> list:
     """The devices of a mesh: ``None`` every device, ``k`` the first ``k``, or the given ones.
 
     With several processes the mesh must hold every device (each process feeds its own).
 
     Raises:
       ValueError: ``k`` outside ``1..jax.device_count()``, an empty or repeated sequence, or not
-        every device with several processes; the message names ``who``.
+        every device with several processes; the message names ``who`` and the argument as
+        ``option`` spells it (``devices=5``, or ``--devices 5`` for ``option="--devices"``).
     """
     every = jax.devices()
     if devices is None:
         chosen = list(every)
     elif isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
         if not 1 <= int(devices) <= len(every):
-            raise ValueError(f"{who}: devices={int(devices)}, but {len(every)} {jax.default_backend()} "
+            raise ValueError(f"{who}: {_spell(option, int(devices))}, but {len(every)} {jax.default_backend()} "
                              f"device(s) are available (an integer from 1 to {len(every)}).")
         chosen = list(every[: int(devices)])
     else:
         try:
             chosen = list(devices)
         except TypeError:
-            raise ValueError(f"{who}: devices must be None, an int or a sequence of jax devices, "
+            raise ValueError(f"{who}: {option} must be None, an int or a sequence of jax devices, "
                              f"got {devices!r}.") from None
         if not chosen or len(set(chosen)) != len(chosen) or not all(isinstance(d, jax.Device) for d in chosen):
-            raise ValueError(f"{who}: devices must be a non-empty sequence of distinct jax devices, got {devices!r}.")
+            raise ValueError(f"{who}: {option} must be a non-empty sequence of distinct jax devices, "
+                             f"got {devices!r}.")
     if jax.process_count() > 1 and set(chosen) != set(every):
         raise ValueError(f"{who}: with {jax.process_count()} processes the mesh takes every device "
                          f"({len(every)}), got {len(chosen)}.")
@@ -177,14 +185,17 @@ class DataParallel:
     Args:
       devices: see :func:`resolve_devices`.
       who: the function name used in error messages.
+      option: how the messages spell the devices argument: ``devices`` (``devices=5``) or a
+        command-line flag such as ``--devices`` (``--devices 5``).
 
     Raises:
       ValueError: see :func:`resolve_devices`.
     """
 
-    def __init__(self, devices: None | int | Sequence[jax.Device] = None, *, who: str = "devices"):
-        chosen = resolve_devices(devices, who=who)
-        self.who = who
+    def __init__(self, devices: None | int | Sequence[jax.Device] = None, *, who: str = "devices",
+                 option: str = "devices"):
+        chosen = resolve_devices(devices, who=who, option=option)
+        self.who, self.option = who, option
         self.mesh = Mesh(np.asarray(chosen, dtype=object), (AXIS,))
         self.size = len(chosen)
         default = next(iter(jnp.zeros(()).devices()))
@@ -207,7 +218,7 @@ class DataParallel:
             raise ValueError(
                 f"{self.who}: {what} {int(batch_size)} does not divide by the {self.size} devices of the "
                 f"'{AXIS}' mesh (each device takes {what} / {self.size} examples); use a multiple of "
-                f"{self.size} or devices= a divisor of {int(batch_size)}."
+                f"{self.size}, or {_spell(self.option, 'N')} with N a divisor of {int(batch_size)}."
             )
 
     def replicate(self, tree: Any) -> Any:

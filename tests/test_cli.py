@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from survae_jax.cli import main
@@ -60,6 +61,14 @@ def one_line_error(err):
         (["train", "vae", "--epochs", "0"], "argument --epochs: must be an integer >= 1"),
         (["train", "vae", "--steps", "5", "--epochs", "2"], "vae: --steps and --epochs"),
         (["train", "vae", "--iwbo-chunk", "300"], "iwbo_chunk=300 must divide iwbo_samples=1000"),
+        (["train", "vae", "--iwbo-samples", "10", "--iwbo-chunk", "100"],
+         "vae: --iwbo-chunk 100 is more than the 10 importance samples (--iwbo-samples 10); give a divisor of 10."),
+        (["train", "vae", "--iwbo-chunk", "2000"],
+         "vae: --iwbo-chunk 2000 is more than the 1000 importance samples (--iwbo-samples 1000)"),
+        (["train", "image", "--dataset", "digits", "--iwbo-examples", "361"],
+         "image: --iwbo-examples 361 is more than the 360 test images of digits; give at most 360."),
+        (["train", "image", "--dataset", "mnist", "--preset", "cpu", "--iwbo-examples", "10001"],
+         "image: --iwbo-examples 10,001 is more than the 10,000 test images of mnist; give at most 10,000."),
     ],
 )
 def test_bad_usage(argv, expect, capsys, tmp_path):
@@ -67,6 +76,17 @@ def test_bad_usage(argv, expect, capsys, tmp_path):
     assert code == 2
     assert expect in one_line_error(err)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("flags, k, chunk", [([], 1000, 100), (["--iwbo-samples", "10"], 10, 10),
+                                           (["--iwbo-samples", "128"], 128, 64), (["--iwbo-samples", "7"], 7, 7),
+                                           (["--iwbo-samples", "10", "--iwbo-chunk", "5"], 10, 5)])
+def test_vae_iwbo_chunk_fits_the_samples(flags, k, chunk):
+    from survae_jax.cli import build_parser
+    from survae_jax.experiments import get_experiment
+
+    cfg = get_experiment("vae").config_from_args(build_parser().parse_args(["train", "vae"] + flags))
+    assert (cfg.iwbo_samples, cfg.iwbo_chunk) == (k, chunk)
 
 
 def test_steps_help_is_per_experiment(capsys):
@@ -148,6 +168,85 @@ def test_eval_missing_run_and_checkpoint(tmp_path, capsys):
     assert code == 1 and "no checkpoint in" in one_line_error(err)
 
 
+def _snapshot(folder):
+    """Every file under ``folder`` with its bytes and modification time."""
+    return {os.path.relpath(os.path.join(root, f), folder): (open(os.path.join(root, f), "rb").read(),
+                                                            os.stat(os.path.join(root, f)).st_mtime_ns)
+            for root, _, files in os.walk(folder) for f in files}
+
+
+def test_resume_with_steps_below_the_checkpoint_is_refused_untouched(tmp_path, capsys):
+    from survae_jax.experiments import get_experiment
+    from survae_jax.experiments.runner import RunError, run_experiment
+
+    out = tmp_path / "run"
+    (out / "checkpoints" / "step_00000020").mkdir(parents=True)
+    (out / "checkpoints" / "step_00000020" / "state").write_text("a checkpoint")
+    (out / "config.json").write_text(json.dumps({"experiment": "toy2d", "steps": 20}))
+    (out / "metrics.json").write_text("{}")
+    before = _snapshot(out)
+    code, _, err = run(["train", "toy2d", "--out", str(out), "--resume", "--steps", "10", "--no-progress"], capsys)
+    assert code == 2
+    line = one_line_error(err)
+    assert "--resume" in line and "checkpoint of step 20" in line and "(--steps 10)" in line, line
+    assert _snapshot(out) == before
+    exp = get_experiment("toy2d")
+    with pytest.raises(RunError, match="checkpoint of step 20, past the 10 steps"):
+        run_experiment(exp, exp.config_cls(steps=10), str(out), resume=True, progress=False)
+    assert _snapshot(out) == before
+
+
+def test_resume_with_nothing_to_resume_is_refused(tmp_path, capsys):
+    from survae_jax.experiments import get_experiment
+    from survae_jax.experiments.runner import RunError, run_experiment
+
+    missing, empty, other = tmp_path / "missing", tmp_path / "empty", tmp_path / "other"
+    empty.mkdir()
+    other.mkdir()
+    (other / "notes.txt").write_text("not a run")
+    for folder, what in ((missing, "no such folder"), (empty, "an empty folder"),
+                         (other, "no config.json, no checkpoint")):
+        code, _, err = run(["train", "toy2d", "--out", str(folder), "--resume", "--no-progress"], capsys)
+        assert code == 2
+        assert (f"survae-jax train: nothing to resume in {folder} ({what}); drop --resume to start a run."
+                in one_line_error(err))
+    assert not missing.exists() and os.listdir(empty) == [] and os.listdir(other) == ["notes.txt"]
+    exp = get_experiment("toy2d")
+    with pytest.raises(RunError, match="nothing to resume in"):
+        run_experiment(exp, exp.config_cls(), str(missing), resume=True, progress=False)
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("iwbo_examples, scored", [(5, 5), (None, 12), (50, 12)])
+def test_eval_iwbo_scores_the_runs_iwbo_examples(iwbo_examples, scored, monkeypatch, capsys):
+    import dataclasses
+
+    import jax
+    import numpy as np
+
+    from survae_jax.experiments import get_experiment, runner
+    from survae_jax.experiments.toy2d import Toy2DConfig
+
+    @dataclasses.dataclass(frozen=True)
+    class Config(Toy2DConfig):  # a toy2d run whose config has an IWBO subset, as the image/VAE configs
+        iwbo_examples: int | None = None
+
+    exp = get_experiment("toy2d")
+    cfg = Config(model="baseline", num_train=16, num_test=12, num_couplings=1, hidden=(8,),
+                 iwbo_examples=iwbo_examples)
+    model = exp.build_model(cfg)
+    monkeypatch.setattr(runner, "load_run", lambda run_dir: (exp, cfg, model, 3))
+    out = runner.evaluate_run("RUN", iwbo=2)
+    assert out["iwbo_examples"] == scored and out["iwbo_samples"] == 2 and "test_nats" not in out
+    test = exp.load_data(cfg)[1]
+    log_p = np.asarray(jax.jit(lambda m, x: m.log_prob(x))(model, test[:scored]))
+    # an exact flow: the IWBO is log p of each scored example
+    assert out["test_iwbo_nll_nats"] == pytest.approx(-log_p.mean(), rel=1e-5)
+    err = capsys.readouterr().err
+    assert ("the run's iwbo_examples=50 is more than the 12 test examples; the IWBO is on all 12" in err) == (
+        iwbo_examples == 50)
+
+
 @pytest.mark.slow
 def test_tiny_run_end_to_end_then_errors(tmp_path, capsys):
     out = tmp_path / "run"
@@ -168,7 +267,7 @@ def test_tiny_run_end_to_end_then_errors(tmp_path, capsys):
     code, stdout, _ = run(["eval", str(out)], capsys)
     assert code == 0 and json.loads(stdout)["test_nats"] == pytest.approx(m["test_nats"], abs=1e-6)
     code, stdout, _ = run(["sample", str(out), "--num", "1000", "--out", str(tmp_path / "s.png")], capsys)
-    assert code == 0 and (tmp_path / "s.png").exists()
+    assert code == 0 and (tmp_path / "s.png").exists() and np.load(tmp_path / "s.npy").shape == (1000, 2)
 
     # The same folder again without --resume: refused; --resume of a finished run re-evaluates.
     code, _, err = run(["train", "toy2d", "--dataset", "corners", "--model", "absflow", "--out", str(out)] + TINY, capsys)
@@ -289,6 +388,7 @@ def test_eval_iwbo(tmp_path, capsys):
     assert code == 0, err
     iw = json.loads(stdout)
     assert iw["iwbo_samples"] == 16 and "iwbo_samples" not in elbo and iw["test_exact"] is False
+    assert iw["iwbo_examples"] == 256  # toy2d has no iwbo_examples: the whole test set
     assert iw["test_iwbo_nll_nats"] < elbo["test_nats"] and "test_nats" not in iw  # the tighter bound, labelled
     code, _, err = run(["eval", str(out), "--iwbo", "0"], capsys)
     assert code == 2 and "--iwbo: must be an integer >= 1" in one_line_error(err)

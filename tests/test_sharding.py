@@ -125,7 +125,18 @@ def test_cli_devices_flag(capsys, tmp_path):
     n = jax.device_count()
     code = main(["train", "toy2d", "--devices", str(n + 1), "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
-    assert code == 2 and f"devices={n + 1}, but {n} cpu device" in err
+    assert code == 2 and f"survae-jax train: --devices {n + 1}, but {n} cpu device" in err  # the flag, as typed
+    assert "devices=" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_batch_not_divisible_by_the_devices_names_the_flags(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "survae_jax", "train", "toy2d", "--devices", "2", "--batch-size", "7",
+                        "--out", str(tmp_path / "r")], capture_output=True, text=True, timeout=300,
+                       env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu"))
+    assert r.returncode == 2, r.stderr
+    assert "--batch-size 7 does not divide by the 2 devices" in r.stderr
+    assert "use a multiple of 2, or --devices N with N a divisor of 7." in r.stderr and "devices=" not in r.stderr
     assert not (tmp_path / "r").exists()
 
 

@@ -37,6 +37,8 @@ NUM_LEVELS = {"mnist": 256, "fashion_mnist": 256, "cifar10": 256, "digits": 17}
 #: ``(H, W, C)`` of one image of each dataset.
 IMAGE_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3),
                 "digits": (8, 8, 1)}
+#: test images of the datasets read from their installed place (CIFAR-10 lives in the user's folder).
+NUM_TEST = {"mnist": 10_000, "fashion_mnist": 10_000, "digits": 1797 - DIGITS_NUM_TRAIN}
 
 
 def _check_split(fn: str, split: str) -> None:

@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import math
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +29,7 @@ import optax
 from flax import nnx
 
 from survae_jax import metrics
-from survae_jax.data.images import IMAGE_SHAPES, NUM_LEVELS, load_images
+from survae_jax.data.images import IMAGE_SHAPES, NUM_LEVELS, NUM_TEST, load_images
 from survae_jax.experiments.flags import positive_int
 from survae_jax.experiments.image_flows import (
     dequantization_flow,
@@ -72,7 +73,8 @@ class ImageConfig:
       batch_size, lr, warmup_steps, decay_per_epoch, cooldown_lr: 32, 1e-3, 5,000, 0.995, 2e-5.
       num_train: train on the first ``num_train`` images only (``None``: all).
       iwbo_samples, iwbo_examples, iwbo_chunk: the test IWBO's ``k`` (1,000), how many test
-        images (``None``: all) and importance samples per vectorised chunk.
+        images (``None``: all; more than the test set holds is said on stderr at evaluation and
+        refused by ``--iwbo-examples``) and importance samples per vectorised chunk.
       eval_batch_size: test images per evaluation batch.
       seed, log_every, checkpoint_every (``None``: once per epoch).
 
@@ -159,7 +161,7 @@ def cpu_config(dataset: str = "mnist", model: str = "maxpoolflow", **kw) -> Imag
     dequantization flow of 2 steps with 16 context channels (context blocks of depth 2, growth
     8); 232,428 parameters on MNIST. Schedule: 2 epochs (3,750 steps of 32 on MNIST) with a
     1,000-step warm-up and x0.995 per epoch, then a 0.25-epoch (469-step) cool-down at 2e-5;
-    the IWBO with k = 100 on the first 500 test images.
+    the IWBO with k = 100 on the first 500 test images (all 360 of the digits).
 
     Raises:
       ValueError: see :class:`ImageConfig`.
@@ -170,7 +172,8 @@ def cpu_config(dataset: str = "mnist", model: str = "maxpoolflow", **kw) -> Imag
     base = dict(num_steps=4, densenet_blocks=1, densenet_channels=32, densenet_depth=2, densenet_growth=16,
                 dequant_steps=2, dequant_context=16, context_depth=2, context_growth=8,
                 epochs=2, cooldown_epochs=0.25, warmup_steps=1000,
-                iwbo_samples=100, iwbo_examples=500, iwbo_chunk=25, eval_batch_size=250)
+                iwbo_samples=100, iwbo_examples=min(500, NUM_TEST.get(dataset, 500)), iwbo_chunk=25,
+                eval_batch_size=250)
     return ImageConfig(dataset=dataset, model=model, **{**base, **kw})
 
 
@@ -287,7 +290,8 @@ class ImageExperiment(Experiment):
         parser.add_argument("--iwbo-samples", dest="iwbo_samples", type=positive_int, default=None,
                             help="importance samples k of the test IWBO (default: 1000 paper, 100 cpu)")
         parser.add_argument("--iwbo-examples", dest="iwbo_examples", type=positive_int, default=None,
-                            help="test images of the IWBO (default: all paper, 500 cpu)")
+                            help="test images of the IWBO, at most the test set's (default: all paper, "
+                                 "500 cpu, all 360 of the digits)")
 
     def common_flag_help(self) -> dict[str, str]:
         return {
@@ -303,7 +307,8 @@ class ImageExperiment(Experiment):
         chunk does not divide gets the largest chunk that does).
 
         Raises:
-          ValueError: values :class:`ImageConfig` rejects (``cifar10`` without ``--data-dir``).
+          ValueError: values :class:`ImageConfig` rejects (``cifar10`` without ``--data-dir``), an
+            ``--iwbo-examples`` above the test set's size (read from ``--data-dir`` when given).
         """
         preset = PRESETS[getattr(args, "preset", "paper")]
         names = {f.name for f in dataclasses.fields(ImageConfig)}
@@ -311,7 +316,19 @@ class ImageExperiment(Experiment):
         cfg = preset(**given)
         if cfg.iwbo_samples % cfg.iwbo_chunk:
             cfg = dataclasses.replace(cfg, iwbo_chunk=math.gcd(cfg.iwbo_samples, cfg.iwbo_chunk))
+        if "iwbo_examples" in given:
+            n = self._num_test(cfg)
+            if cfg.iwbo_examples > n:
+                where = f" in {cfg.data_dir}" if cfg.data_dir is not None else ""
+                raise ValueError(f"image: --iwbo-examples {cfg.iwbo_examples:,} is more than the {n:,} test "
+                                 f"images of {cfg.dataset}{where}; give at most {n:,}.")
         return cfg
+
+    def _num_test(self, config: ImageConfig) -> int:
+        """Test images of the config's dataset (read from ``data_dir`` when it is given)."""
+        if config.data_dir is None and config.dataset in NUM_TEST:
+            return NUM_TEST[config.dataset]
+        return len(load_images(config.dataset, "test", directory=config.data_dir)[0])
 
     def notes(self, config: ImageConfig, args: argparse.Namespace) -> list[str]:
         """On a CPU backend, the paper preset's cost and the ``--preset cpu`` alternative."""
@@ -362,6 +379,9 @@ class ImageExperiment(Experiment):
                     "iwbo_samples": int(iwbo_samples), "iwbo_examples": len(log_likelihood)}
         test = self.load_data(config)[1]
         m = len(test) if config.iwbo_examples is None else min(int(config.iwbo_examples), len(test))
+        if m < (config.iwbo_examples or 0):
+            print(f"image: iwbo_examples={int(config.iwbo_examples):,} is more than the {len(test):,} test images "
+                  f"of {config.dataset}; the IWBO is on all {len(test):,}.", file=sys.stderr, flush=True)
         chunk = math.gcd(int(config.iwbo_samples), int(config.iwbo_chunk))
         key = jax.random.fold_in(jax.random.key(config.seed), 11)
         iw = evaluate(model, test[:m], batch_size=max(1, min(m, config.eval_batch_size // chunk)), key=key,

@@ -172,5 +172,6 @@ class Experiment:
         return []
 
     def sample(self, model: nnx.Module, config: Any, path: str, key, num_samples: int) -> str:
-        """Draw samples and write a figure to ``path``; return the path."""
+        """Draw samples, save them beside the figure as ``<path stem>.npy`` (``np.save``) and write
+        the figure to ``path``; return the figure's path."""
         raise NotImplementedError(f"{self.name}: sampling figures are not implemented.")

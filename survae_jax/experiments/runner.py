@@ -7,7 +7,7 @@ A run folder holds::
                        compiled loop of steps or one call per step, and why; the devices:
                        the 'data' mesh and what is sharded, or one device unsharded)
     checkpoints/       orbax checkpoints, step_00001000, ... (the last two kept)
-    density.png ...    the experiment's figures
+    density.png ...    the experiment's figures (samples.png with its samples in samples.npy)
     metrics.json       train and test nats, times, steps/s (written last, atomically)
 
 ``metrics.json`` is the mark of a finished run: it is removed when a run (re)starts and written
@@ -93,6 +93,32 @@ def _config_dict(exp: Experiment, config: Any) -> dict:
     return {"experiment": exp.name, **dataclasses.asdict(config)}
 
 
+def check_resume(run_dir: str, steps: int) -> int:
+    """The step a resume of ``run_dir`` to ``steps`` optimizer steps continues from.
+
+    That is the newest checkpoint in ``run_dir/checkpoints`` (``0`` for a run that wrote its
+    ``config.json`` but no checkpoint yet). A missing folder, or one with neither, holds nothing
+    to resume; a checkpoint past ``steps`` is refused: the run cannot go back to ``steps``.
+    Nothing is written.
+
+    Raises:
+      RunError: nothing to resume, or a checkpoint step greater than ``steps``.
+
+    Source: this library.
+    """
+    ckpt_dir = os.path.join(run_dir, "checkpoints")
+    latest = list_checkpoints(ckpt_dir)
+    if not latest and not os.path.isfile(os.path.join(run_dir, "config.json")):
+        what = "an empty folder" if os.path.isdir(run_dir) and not os.listdir(run_dir) else (
+            "no config.json, no checkpoint" if os.path.isdir(run_dir) else "no such folder")
+        raise RunError(f"nothing to resume in {run_dir} ({what}); drop --resume to start a run.")
+    if latest and latest[-1] > int(steps):
+        raise RunError(f"--resume: {ckpt_dir} holds a checkpoint of step {latest[-1]:,}, past the "
+                       f"{int(steps):,} steps asked for (--steps {int(steps)}); give --steps "
+                       f"{latest[-1]} or more (--steps {latest[-1]} re-evaluates the run).")
+    return latest[-1] if latest else 0
+
+
 def run_experiment(
     exp: Experiment,
     config: Any,
@@ -107,13 +133,15 @@ def run_experiment(
 
     With ``resume``, continue from the latest checkpoint of ``run_dir`` (its stored config must
     equal ``config`` except for the schedule fields ``steps``, ``log_every``,
-    ``checkpoint_every``); without it, ``run_dir`` must not hold a run already.
+    ``checkpoint_every``; a folder without ``config.json`` and checkpoints is an error); without
+    it, ``run_dir`` must not hold a run already.
     ``devices``: :attr:`~survae_jax.training.TrainConfig.devices` of the training and the test
     evaluation (default every device); a run may be resumed on another count.
 
     Raises:
-      RunError: an unwritable folder, a folder that already holds a run (without ``resume``),
-        or a resumed config that differs from the stored one.
+      RunError: an unwritable folder, a folder that already holds a run (without ``resume``);
+        with ``resume``: nothing to resume, a config that differs from the stored one, or a
+        checkpoint past the config's steps (:func:`check_resume`).
       TrainingError, CheckpointError: from :func:`survae_jax.train`.
 
     The metrics are in nats (``train_nats``, ``test_nats``; PPLL for point clouds) plus times
@@ -122,6 +150,8 @@ def run_experiment(
     Source: this library (docs/design.md: one training loop and one CLI for every experiment).
     """
     t_start = time.perf_counter()
+    if resume:
+        check_resume(run_dir, exp.train_config(config, progress=False).steps)  # before any file is written
     _prepare_dir(run_dir)
     cfg_path = os.path.join(run_dir, "config.json")
     ckpt_dir = os.path.join(run_dir, "checkpoints")
@@ -249,9 +279,11 @@ def evaluate_run(run_dir: str, *, iwbo: int | None = None) -> dict:
     Returns ``{"run", "step", **test metrics}``: ``test_nats`` (nats per example, over the
     test set ``(N, ...)``), ``test_exact``, ``num_parameters`` and the experiment's own (PPLL).
     With ``iwbo=K``, the test log-likelihoods are the IWBO with ``K`` importance samples
-    (Burda et al. 2016; for an exact model it equals ``log p``) over the whole test set:
-    ``test_nats`` is then replaced by ``test_iwbo_nll_nats`` (``-IWBO`` per example) and
-    ``iwbo_samples`` says ``K``.
+    (Burda et al. 2016; for an exact model it equals ``log p``) over the first
+    ``config.iwbo_examples`` test examples where the run's config has that field set (the same
+    examples as its training run's IWBO), else over the whole test set: ``test_nats`` is then
+    replaced by ``test_iwbo_nll_nats`` (``-IWBO`` per example), ``iwbo_samples`` says ``K`` and
+    ``iwbo_examples`` how many examples were scored.
 
     Raises:
       ValueError: ``iwbo`` < 1.
@@ -272,8 +304,15 @@ def evaluate_run(run_dir: str, *, iwbo: int | None = None) -> dict:
         def log_prob_fn(m, b, key_):
             return m.iwbo(b, key=key_, num_samples=k, chunk_size=chunk)
 
+        n = int(jax.tree.leaves(test_data)[0].shape[0])
+        wanted = getattr(config, "iwbo_examples", None)
+        m = n if wanted is None else min(int(wanted), n)
+        if wanted is not None and int(wanted) > n:
+            print(f"eval: the run's iwbo_examples={int(wanted):,} is more than the {n:,} test examples; "
+                  f"the IWBO is on all {n:,}.", file=sys.stderr, flush=True)
+        test_data = jax.tree.map(lambda a: a[:m], test_data)
         # examples x samples per batch: 65,536 at the default batch of 8,192, scaled with it
-        batch_size, extra = max(1, 8 * batch_size // chunk), {"iwbo_samples": k}
+        batch_size, extra = max(1, 8 * batch_size // chunk), {"iwbo_samples": k, "iwbo_examples": m}
     ll = evaluate(model, test_data, key=key, log_prob_fn=log_prob_fn, batch_size=batch_size)
     metrics_ = exp.test_metrics(config, ll, model, iwbo_samples=extra.get("iwbo_samples"))
     if iwbo is not None:  # test_nats keeps one meaning (the training run's); this pass is the IWBO
@@ -282,7 +321,8 @@ def evaluate_run(run_dir: str, *, iwbo: int | None = None) -> dict:
 
 
 def sample_run(run_dir: str, *, num_samples: int = 50_000, seed: int = 0, path: str | None = None) -> str:
-    """Draw ``num_samples`` from a run's model and write the experiment's sample figure.
+    """Draw ``num_samples`` from a run's model; write the experiment's sample figure to ``path``
+    and the samples beside it (``samples.npy`` next to ``samples.png``).
 
     Raises:
       ValueError: ``num_samples`` < 1.

@@ -347,8 +347,10 @@ class Toy2DExperiment(Experiment):
         return [density, samples]
 
     def sample(self, model, config, path, key, num_samples) -> str:
-        x = jax.jit(lambda m, k: m.sample(k, num_samples))(model, key)
-        return plot_samples(np.asarray(x), path, title=f"{config.model} samples")
+        """``num_samples`` points ``(N, 2)`` float32, saved beside the figure as ``<path stem>.npy``."""
+        x = np.asarray(jax.jit(lambda m, k: m.sample(k, num_samples))(model, key))
+        np.save(os.path.splitext(path)[0] + ".npy", x)
+        return plot_samples(x, path, title=f"{config.model} samples")
 
 
 EXPERIMENT = Toy2DExperiment()

@@ -79,7 +79,8 @@ class VAEConfig:
       test_seed: the seed of the test set's one binarisation (:func:`binarize_test`).
       iwbo_samples: ``k`` of the test IWBO (1,000).
       iwbo_examples: test digits the IWBO is computed on (``None``: all 10,000).
-      iwbo_chunk: importance samples per vectorised chunk (memory ~ chunk x iwbo_batch digits).
+      iwbo_chunk: importance samples per vectorised chunk (memory ~ chunk x iwbo_batch digits;
+        the command line's default: the largest divisor of ``iwbo_samples`` up to 100).
       iwbo_batch: test digits per evaluation batch of the IWBO.
       log_every, checkpoint_every: steps per compiled block / between checkpoints (an epoch).
 
@@ -387,7 +388,8 @@ class VAEExperiment(Experiment):
         parser.add_argument("--iwbo-examples", dest="iwbo_examples", type=positive_int, default=None,
                             help="test digits of the IWBO (default: all 10,000)")
         parser.add_argument("--iwbo-chunk", dest="iwbo_chunk", type=positive_int, default=None,
-                            help="importance samples per vectorised chunk, a divisor of k (default 100)")
+                            help="importance samples per vectorised chunk, a divisor of k "
+                                 "(default: the largest divisor of k up to 100)")
 
     def common_flag_help(self) -> dict[str, str]:
         return {**super().common_flag_help(),
@@ -395,10 +397,23 @@ class VAEExperiment(Experiment):
                 "checkpoint_every": "steps between checkpoints, 0: only at the end (default 468: an epoch)"}
 
     def config_from_args(self, args: argparse.Namespace) -> VAEConfig:
-        """Raises ``ValueError`` for ``--steps`` with ``--epochs`` (both set the length)."""
+        """The config of the flags; without ``--iwbo-chunk`` the chunk is the largest divisor of
+        ``k`` (``--iwbo-samples``) up to the default 100 (``k = 10``: 10; ``k = 128``: 64).
+
+        Raises:
+          ValueError: ``--steps`` with ``--epochs`` (both set the length), an ``--iwbo-chunk``
+            above ``k`` or not dividing it.
+        """
         if getattr(args, "steps", None) is not None and getattr(args, "epochs", None) is not None:
             raise ValueError("vae: --steps and --epochs both set the schedule's length; give one.")
-        return super().config_from_args(args)
+        k = getattr(args, "iwbo_samples", None) or VAEConfig.iwbo_samples
+        chunk = getattr(args, "iwbo_chunk", None)
+        if chunk is None:
+            chunk = max(d for d in range(1, min(VAEConfig.iwbo_chunk, k) + 1) if k % d == 0)
+        elif chunk > k:
+            raise ValueError(f"vae: --iwbo-chunk {chunk} is more than the {k} importance samples "
+                             f"(--iwbo-samples {k}); give a divisor of {k}.")
+        return super().config_from_args(argparse.Namespace(**{**vars(args), "iwbo_chunk": chunk}))
 
     def run_name(self, config: VAEConfig) -> str:
         return f"vae_{config.model}_s{config.seed}"

@@ -191,3 +191,28 @@ def test_cli_trains_the_cpu_preset_on_the_digits(tmp_path, capsys):
     assert config["densenet_channels"] == 32 and config["num_steps"] == 4  # the cpu preset
     assert metrics["iwbo_samples"] == 2 and os.path.isfile(out / "samples.png")
     assert main(["train", "image", "--dataset", "cifar10", "--out", str(tmp_path / "c")]) == 2
+
+
+def test_iwbo_examples_beyond_the_test_set(tmp_path, monkeypatch, capsys):
+    from survae_jax.cli import build_parser
+    from survae_jax.data.images import write_cifar10_batch
+
+    assert cpu_config("digits").iwbo_examples == 360 == len(load_digits("test")[0])  # the preset: all of them
+    assert cpu_config("mnist").iwbo_examples == 500
+    # a CIFAR-10 folder's test set is counted when --iwbo-examples is given
+    rng = np.random.default_rng(0)
+    for name, n in [(f"data_batch_{i}", 1) for i in range(1, 6)] + [("test_batch", 3)]:
+        write_cifar10_batch(tmp_path / name, rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.zeros(n, int))
+    argv = ["train", "image", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--iwbo-examples"]
+    assert EXPERIMENT.config_from_args(build_parser().parse_args(argv + ["3"])).iwbo_examples == 3
+    with pytest.raises(ValueError, match=f"--iwbo-examples 4 is more than the 3 test images of cifar10 in {tmp_path}"):
+        EXPERIMENT.config_from_args(build_parser().parse_args(argv + ["4"]))
+    # a config made in Python is not refused; its evaluation says that the IWBO is on all the images
+    cfg = tiny("baseline", iwbo_examples=9)
+    test = load_digits("test")[0][:5]
+    monkeypatch.setattr(EXPERIMENT, "load_data", lambda config: (test, test))
+    monkeypatch.setattr("survae_jax.experiments.image.evaluate", lambda model, x, **kw: np.full(len(x), -10.0))
+    m = EXPERIMENT.test_metrics(cfg, np.full(5, -20.0), build_model(cfg))
+    assert m["iwbo_examples"] == 5 and m["test_iwbo_bpd"] == pytest.approx(10 / (64 * math.log(2)))
+    assert "image: iwbo_examples=9 is more than the 5 test images of digits; the IWBO is on all 5." in (
+        capsys.readouterr().err)

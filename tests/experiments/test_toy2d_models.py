@@ -99,3 +99,15 @@ def test_spline_models_refuse_a_scale_fn():
     # the splines' default range flow keeps |x| in (0, 4) inside their interval: SoftplusInverse
     assert Toy2DConfig(dataset="corners", model="spline_absflow").abs_range_flow == "softplus"
     assert Toy2DConfig(dataset="corners", model="absflow").abs_range_flow == "logit"
+
+
+def test_sample_writes_the_samples_beside_the_figure(tmp_path):
+    exp = get_experiment("toy2d")
+    cfg = Toy2DConfig(dataset="corners", model="baseline", num_couplings=1, hidden=(8,))
+    model = build_model(cfg)
+    key = jax.random.key(3)
+    path = exp.sample(model, cfg, str(tmp_path / "s.png"), key, 100)
+    assert path == str(tmp_path / "s.png") and (tmp_path / "s.png").stat().st_size > 1000
+    x = np.load(tmp_path / "s.npy")
+    assert x.shape == (100, 2) and x.dtype == np.float32
+    np.testing.assert_array_equal(x, np.asarray(jax.jit(lambda m, k: m.sample(k, 100))(model, key)))
