@@ -79,3 +79,26 @@ def test_float64_stays_float64():
         net = _net()
         y = net(X.astype(jnp.float64))
     assert y.dtype == jnp.float64
+
+
+def test_attention_is_softmax_weighted_values_and_its_gradient_matches():
+    with jax.enable_x64(True):
+        _check_attention_float64()
+
+
+def _check_attention_float64():
+    from survae_jax.nn.transformer import _attention
+
+    q, k, v = (jax.random.normal(kk, (3, 5, 2, 4), jnp.float64) * 3.0 for kk in jax.random.split(jax.random.key(0), 3))
+
+    def naive(q, k, v):  # per batch and head: softmax over the keys of q k^T / sqrt(d), times v
+        w = jax.nn.softmax(jnp.einsum("bnhd,bmhd->bhnm", q, k) / 2.0, axis=-1)
+        return jnp.einsum("bhnm,bmhd->bnhd", w, v)
+
+    np.testing.assert_allclose(_attention(q, k, v), naive(q, k, v), rtol=1e-12)
+    loss = lambda f: lambda *a: jnp.sum(jnp.sin(f(*a)))  # noqa: E731
+    for got, want in zip(jax.grad(loss(_attention), (0, 1, 2))(q, k, v), jax.grad(loss(naive), (0, 1, 2))(q, k, v)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    # logits far out of exp's range: still finite (the max is subtracted)
+    big = _attention(q * 1e3, k * 1e3, v)
+    assert np.isfinite(big).all()
