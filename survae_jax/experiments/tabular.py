@@ -8,8 +8,8 @@ normal base, ``forward`` = data -> latent:
   :class:`~survae_jax.nn.MADE` each, ReLU, zero last layer so each starts as the identity) with
   ``Reverse(D)`` between them (Papamakarios et al. 2017);
 * ``nsf``: ``num_layers`` couplings with the rational-quadratic spline family
-  (:class:`~survae_jax.functional.RationalQuadraticSpline`), ``MLP`` conditioners, ``Reverse(D)`` between them (Durkan et al.
-  2019, "RQ-NSF (C)").
+  (:class:`~survae_jax.functional.RationalQuadraticSpline`), ``MLP`` conditioners, ``Reverse(D)``
+  between them, the split alternating ``ceil(D/2)`` / ``floor(D/2)`` (Durkan et al. 2019, "RQ-NSF (C)").
 
 Training: Adam with the gradient clipped to global norm 5, the validation set's mean negative
 log-likelihood every ``valid_every`` steps, stop after ``patience`` validations without a new
@@ -131,13 +131,18 @@ def build_maf(config: TabularConfig, rngs: nnx.Rngs) -> Flow:
 
 
 def build_nsf(config: TabularConfig, rngs: nnx.Rngs) -> Flow:
-    """NSF: ``num_layers`` spline couplings on ``(B, D)`` (``ceil(D/2)`` entries condition the
-    rest), ``MLP`` conditioners, ``Reverse`` between them."""
+    """NSF: ``num_layers`` spline couplings on ``(B, D)``, ``MLP`` conditioners, ``Reverse`` between them.
+
+    Couplings alternate ``ceil(D/2)`` and ``floor(D/2)`` conditioning entries. The trap, for odd
+    ``D``: with the same ``ceil(D/2)`` split in every coupling, ``Reverse`` maps the middle entry
+    onto itself, so it would always condition and never be transformed (on galaxy, ``D = 7``, that
+    leaves the ``r`` magnitude a standard normal). Alternating the split transforms every entry.
+    """
     d, family, layers = FEATURES[config.dataset], spline_family(config), []
-    n_id = d - d // 2
     for i in range(config.num_layers):
+        n_id = d - d // 2 if i % 2 == 0 else d // 2
         net = MLP(n_id, (d - n_id) * family.num_params, config.hidden_widths, zero_init_last=True, rngs=rngs)
-        layers.append(Coupling(net, family))
+        layers.append(Coupling(net, family, num_condition=n_id))
         if i < config.num_layers - 1:
             layers.append(Reverse(d))
     return Flow(StandardNormal((d,)), layers)

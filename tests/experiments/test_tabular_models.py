@@ -9,6 +9,7 @@ import os
 import jax
 import numpy as np
 import pytest
+from flax import nnx
 from jax.scipy.stats import norm
 
 from survae_jax.experiments import get_experiment
@@ -57,6 +58,27 @@ def test_nsf_builds_with_the_spline_family():
     assert lp.shape == (5,) and np.all(np.isfinite(lp))
     z, _ = model.transforms[0].forward(x)
     np.testing.assert_allclose(model.transforms[0].inverse(z), x, atol=1e-5)
+
+
+@pytest.mark.parametrize("dataset,d", [("galaxy", 7), ("patches", 63)])
+def test_nsf_transforms_every_entry(dataset, d):
+    """With random last layers, every entry's own output moves: no diagonal entry of the flow's
+    Jacobian is 1 (an entry that only ever conditions, as the middle one of an odd D under
+    Reverse with the same split in every coupling, keeps dz_j/dx_j = 1)."""
+    cfg = TabularConfig(dataset=dataset, model="nsf", num_bins=4, **{**SMALL, "num_layers": 5})
+    model = build_model(cfg)
+    for i, coupling in enumerate(t for t in model.transforms if isinstance(t, Coupling)):
+        last = [m for _, m in nnx.iter_graph(coupling.net) if isinstance(m, nnx.Linear)][-1]
+        last.kernel[...] = 0.5 * jax.random.normal(jax.random.key(i), last.kernel.shape)
+
+    def push(v):  # (D,) -> (D,): the flow's forward without the base (4 Reverses: original order)
+        for t in model.transforms:
+            v = t.forward(v[None])[0][0]
+        return v
+
+    x = 0.5 * jax.random.normal(jax.random.key(9), (d,))  # inside the splines' [-3, 3]
+    diag = np.diag(np.asarray(jax.jacfwd(push)(x)))
+    assert np.all(np.abs(diag - 1.0) > 1e-6), f"entries never transformed: {np.nonzero(np.abs(diag - 1.0) <= 1e-6)}"
 
 
 def test_a_short_run_validates_stops_early_and_reloads_its_best(tmp_path):
