@@ -8,8 +8,9 @@ normal base, ``forward`` = data -> latent:
   :class:`~survae_jax.nn.MADE` each, ReLU, zero last layer so each starts as the identity) with
   ``Reverse(D)`` between them (Papamakarios et al. 2017);
 * ``nsf``: ``num_layers`` couplings with the rational-quadratic spline family
-  (:class:`~survae_jax.functional.RationalQuadraticSpline`), ``MLP`` conditioners, ``Reverse(D)``
-  between them, the split alternating ``ceil(D/2)`` / ``floor(D/2)`` (Durkan et al. 2019, "RQ-NSF (C)").
+  (:class:`~survae_jax.functional.RationalQuadraticSpline`), ``MLP`` conditioners, fixed
+  permutations between them that change the split and transform every entry
+  (:func:`coupling_orders`) (Durkan et al. 2019, "RQ-NSF (C)").
 
 Training: Adam with the gradient clipped to global norm 5, the validation set's mean negative
 log-likelihood every ``valid_every`` steps, stop after ``patience`` validations without a new
@@ -39,7 +40,7 @@ from survae_jax.nn.mlp import MLP
 from survae_jax.training import TrainConfig
 from survae_jax.transforms.bijections.autoregressive import AffineAutoregressive
 from survae_jax.transforms.bijections.coupling import Coupling
-from survae_jax.transforms.bijections.permutation import Reverse
+from survae_jax.transforms.bijections.permutation import Permute, Reverse
 
 MODELS = ("maf", "nsf")
 FEATURES = {"galaxy": 7, "patches": 63}
@@ -52,7 +53,8 @@ class TabularConfig:
 
     Attributes:
       dataset: ``galaxy`` or ``patches``; model: ``maf`` or ``nsf``.
-      num_layers: autoregressive layers (maf) or couplings (nsf), ``Reverse`` between them.
+      num_layers: autoregressive layers (maf, ``Reverse`` between them) or couplings (nsf,
+        permutations between them: :func:`coupling_orders`).
       hidden: hidden widths of each MADE / MLP; ``None``: ``(128, 128)`` on galaxy, ``(512, 512)``
         on patches.
       num_bins, tail_bound: the spline's (nsf only; ``None``: 8 bins, bound 3 on the standardised data).
@@ -130,21 +132,43 @@ def build_maf(config: TabularConfig, rngs: nnx.Rngs) -> Flow:
     return Flow(StandardNormal((d,)), layers)
 
 
-def build_nsf(config: TabularConfig, rngs: nnx.Rngs) -> Flow:
-    """NSF: ``num_layers`` spline couplings on ``(B, D)``, ``MLP`` conditioners, ``Reverse`` between them.
+def coupling_orders(d: int, num_layers: int, seed: int) -> list[np.ndarray]:
+    """The entries' order before each NSF coupling: ``num_layers`` permutations of ``range(d)``.
 
-    Couplings alternate ``ceil(D/2)`` and ``floor(D/2)`` conditioning entries. The trap, for odd
-    ``D``: with the same ``ceil(D/2)`` split in every coupling, ``Reverse`` maps the middle entry
-    onto itself, so it would always condition and never be transformed (on galaxy, ``D = 7``, that
-    leaves the ``r`` magnitude a standard normal). Alternating the split transforms every entry.
+    Coupling ``i`` conditions on the first ``n_i`` entries of its order and transforms the other
+    ``m_i = d - n_i`` (``n_i = ceil(d/2)`` for even ``i``, ``floor(d/2)`` for odd ``i``). The first
+    order is the natural one; each later one transforms, first, the entries that no coupling has
+    transformed yet (drawn at random), then random others, and conditions on the rest in random
+    order. So every entry is transformed (after two couplings) and the split changes from coupling
+    to coupling. Two traps this avoids: with ``Reverse`` between couplings the two halves never
+    change, so the dependencies inside each half are never modelled (image patches: neighbouring
+    pixels); with independent random permutations an entry is never transformed with
+    probability about ``2^-L``.
     """
+    rng = np.random.default_rng(seed)
+    orders, transformed = [np.arange(d)], set(range(d - d // 2, d))
+    for i in range(1, num_layers):
+        m = d - (d - d // 2 if i % 2 == 0 else d // 2)
+        fresh = rng.permutation(sorted(set(range(d)) - transformed))[:m]
+        others = rng.permutation(sorted(set(range(d)) - set(fresh.tolist())))
+        t = np.concatenate([fresh, others[:m - len(fresh)]]).astype(np.int64)
+        cond = rng.permutation(sorted(set(range(d)) - set(t.tolist())))
+        orders.append(np.concatenate([cond, rng.permutation(t)]).astype(np.int64))
+        transformed |= set(t.tolist())
+    return orders
+
+
+def build_nsf(config: TabularConfig, rngs: nnx.Rngs) -> Flow:
+    """NSF: ``num_layers`` spline couplings on ``(B, D)``, ``MLP`` conditioners, a fixed
+    ``Permute`` between them that brings the entries into the next :func:`coupling_orders` order."""
     d, family, layers = FEATURES[config.dataset], spline_family(config), []
+    orders = coupling_orders(d, config.num_layers, config.seed)
     for i in range(config.num_layers):
+        if i:  # position j of the new order holds the entry at position p[j] of the previous one
+            layers.append(Permute(np.argsort(orders[i - 1])[orders[i]], axis=-1))
         n_id = d - d // 2 if i % 2 == 0 else d // 2
         net = MLP(n_id, (d - n_id) * family.num_params, config.hidden_widths, zero_init_last=True, rngs=rngs)
         layers.append(Coupling(net, family, num_condition=n_id))
-        if i < config.num_layers - 1:
-            layers.append(Reverse(d))
     return Flow(StandardNormal((d,)), layers)
 
 
