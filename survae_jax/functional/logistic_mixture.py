@@ -72,7 +72,7 @@ class LogisticMixtureCDF(ElementwiseFamily):
 
     - forward: ``z = scale(a) logit(F(x)) + b``, ``F(x) = sum_k pi_k sigmoid((x - mu_k) / s_k)``;
     - ``log dz/dx = log scale(a) + log F'(x) - log F(x) - log(1 - F(x))``, all in log space
-      (logsumexp; ``_log_dlogit_cdf``);
+      (logsumexp; ``_log_dlogit_cdf``); at ``x = +-inf`` its limit ``log scale(a) - max_k log s_k``;
     - inverse: ``y = (z - b) / scale(a)``, ``x`` the root of ``logit F(x) = y`` by bisection in a
       bracket that provably holds it (``_bisect``), a fixed number of steps inside ``jit``.
 
@@ -110,7 +110,11 @@ class LogisticMixtureCDF(ElementwiseFamily):
         x = x.astype(jnp.result_type(x, theta))
         mix, a, b = self._params(x, theta)
         scale, log_scale = SCALE_FNS[self.scale_fn]
-        return scale(a) * _logit_cdf(x, *mix) + b, log_scale(a) + _log_dlogit_cdf(x, *mix)
+        # At x = +-inf the derivative's limit is 1 / max_k s_k (the widest component's tail
+        # dominates both F' and 1 - F, or F); the formula itself gives 0 / 0 there.
+        inf = jnp.isinf(x)
+        ld = jnp.where(inf, -jnp.max(mix[2], axis=-1), _log_dlogit_cdf(jnp.where(inf, 0.0, x), *mix))
+        return scale(a) * _logit_cdf(x, *mix) + b, log_scale(a) + ld
 
     def inverse(self, z, theta):
         z = z.astype(jnp.result_type(z, theta))

@@ -113,6 +113,20 @@ def test_far_inputs_and_large_parameters_finite(dtype):
         np.testing.assert_allclose(x2[far], x[far], rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_infinite_inputs_give_infinite_z_and_the_limit_of_v(dtype):
+    """x = +-inf: z = +-inf and V = log scale(a) - max_k log s_k, the limit of V at large |x|
+    (never NaN); its gradient finite."""
+    with jax.enable_x64(dtype == jnp.float64):
+        theta = jnp.tile(_theta(7, 2, 0.5, dtype), (2, 1))  # rows: the same parameters for inf and 1e6
+        x = jnp.asarray([np.inf, -np.inf, 1e6, -1e6], dtype)
+        z, v = MIX.forward(x, theta)
+        np.testing.assert_array_equal(z[:2], [np.inf, -np.inf])
+        np.testing.assert_allclose(v[:2], v[2:], rtol=1e-4)  # the limit, reached at |x| = 1e6
+        g = jax.grad(lambda t: jnp.sum(MIX.forward(x, t)[1]))(theta)
+        assert np.isfinite(g).all()
+
+
 def test_bad_settings_and_theta_shape_are_refused():
     with pytest.raises(ValueError, match="LogisticMixtureCDF: num_components"):
         LogisticMixtureCDF(num_components=0)
