@@ -24,12 +24,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import os
 
+import jax
 import numpy as np
 import optax
 from flax import nnx
 
-from survae_jax.data.tabular import DATASETS, TabularData, load_tabular
+from survae_jax.data.tabular import DATASETS, GALAXY_COLUMNS, TabularData, load_tabular
 from survae_jax.distributions import StandardNormal
 from survae_jax.experiments.flags import non_negative_int, positive_float, positive_int
 from survae_jax.experiments.registry import Experiment
@@ -189,7 +191,7 @@ class TabularExperiment(Experiment):
     """``survae-jax train tabular --dataset galaxy|patches --model maf|nsf``.
 
     Data ``(N, D)`` float32, standardised; validation early stopping; test metrics in nats per
-    example (standardised and in the data's units). No figures.
+    example (standardised and in the data's units). No training figures; ``survae-jax sample`` draws rows.
 
     Raises:
       ValueError: bad flag values (through :class:`TabularConfig`).
@@ -246,6 +248,31 @@ class TabularExperiment(Experiment):
         out = super().test_metrics(config, log_likelihood, model, iwbo_samples=iwbo_samples)
         out["test_nats_data_units"] = -float(np.mean(tabular_data(config).to_data_units(log_likelihood)))
         return out
+
+
+    def sample(self, model, config: TabularConfig, path, key, num_samples) -> str:
+        """``num_samples`` rows ``(N, D)`` in the data's own units (``x * std + mean``), saved as
+        ``<path stem>.npy``; the figure: a histogram per column (the first 8) against the test split."""
+        from matplotlib.figure import Figure
+
+        data = tabular_data(config)
+        x = np.asarray(jax.jit(lambda m, k: m.sample(k, num_samples))(model, key), np.float64)
+        x = x * data.std + data.mean
+        np.save(os.path.splitext(path)[0] + ".npy", x)
+        test = data.test * data.std + data.mean
+        cols = min(x.shape[1], 8)
+        names = GALAXY_COLUMNS if config.dataset == "galaxy" else [f"pixel {j}" for j in range(cols)]
+        fig = Figure(figsize=(2.6 * cols, 2.4))
+        for j, ax in enumerate(fig.subplots(1, cols, squeeze=False)[0]):
+            lo, hi = np.quantile(test[:, j], [0.005, 0.995])
+            ax.hist(test[:, j], bins=60, range=(lo, hi), density=True, alpha=0.5, label="test")
+            ax.hist(x[:, j], bins=60, range=(lo, hi), density=True, alpha=0.5, label=config.model)
+            ax.set_title(names[j], fontsize=9)
+            ax.set_yticks([])
+        fig.axes[0].legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=90)
+        return str(path)
 
 
 EXPERIMENT = TabularExperiment()
