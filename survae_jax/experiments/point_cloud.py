@@ -77,7 +77,7 @@ class PointCloudConfig:
         (``SPLINE_BINS`` bins on ``[-SPLINE_TAIL_BOUND, SPLINE_TAIL_BOUND]``, linear tails;
         Durkan et al. 2019) in place of the affine ones, the same Transformers with wider outputs.
       scale_fn: the affine couplings' scale function (:class:`~survae_jax.functional.Affine`);
-        softplus as the reference code's default.
+        softplus as the reference code's default (another value with spline couplings is an error).
       epochs, batch_size: 500 epochs of batch 128 (390 steps per epoch on 50,000 clouds).
       steps: optimizer steps; ``None``: ``epochs`` epochs (the CLI's ``--steps`` overrides).
       lr: Adam's learning rate, 1e-3.
@@ -129,6 +129,9 @@ class PointCloudConfig:
             raise ValueError(f"PointCloudConfig: model must be one of {MODELS}, got {self.model!r}.")
         if self.coupling not in COUPLINGS:
             raise ValueError(f"PointCloudConfig: coupling must be one of {COUPLINGS}, got {self.coupling!r}.")
+        if self.coupling == "spline" and self.scale_fn != "softplus":
+            raise ValueError(f"PointCloudConfig: scale_fn={self.scale_fn!r} has no effect with spline couplings "
+                             "(it is the affine couplings' scale function).")
 
     @property
     def family(self):

@@ -189,3 +189,5 @@ def test_spline_sortflow_is_exact_invertible_and_named_apart(clouds):
     assert EXPERIMENT.run_name(cfg) == "spatial_mnist_sortflow_spline_s0"
     with pytest.raises(ValueError, match="coupling must be one of"):
         dataclasses.replace(cfg, coupling="rqs")
+    with pytest.raises(ValueError, match="no effect with spline couplings"):
+        dataclasses.replace(cfg, scale_fn="exp")
