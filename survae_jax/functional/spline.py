@@ -118,8 +118,8 @@ class RationalQuadraticSpline(ElementwiseFamily):
         k = self.num_bins
         if not (isinstance(k, int) and k >= 1):
             raise ValueError(f"RationalQuadraticSpline: num_bins must be an int >= 1, got {k!r}.")
-        if not self.tail_bound > 0:
-            raise ValueError(f"RationalQuadraticSpline: tail_bound must be > 0, got {self.tail_bound}.")
+        if not (isinstance(self.tail_bound, (int, float)) and 0 < self.tail_bound < math.inf):
+            raise ValueError(f"RationalQuadraticSpline: tail_bound must be a finite number > 0, got {self.tail_bound!r}.")
         for what in ("min_bin_width", "min_bin_height"):
             v = getattr(self, what)
             if not 0.0 < v * k < 1.0:

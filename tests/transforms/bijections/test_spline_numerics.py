@@ -282,6 +282,7 @@ def test_inverse_on_the_knots_and_at_the_bound(dtype):
 # ----------------------------------------------------------------------------- settings and shapes
 def test_bad_settings_and_theta_shape_are_refused():
     for kwargs, msg in [({"num_bins": 0}, "num_bins"), ({"tail_bound": 0.0}, "tail_bound"),
+                        ({"tail_bound": float("inf")}, "tail_bound"), ({"tail_bound": "3"}, "tail_bound"),
                         ({"num_bins": 10, "min_bin_width": 0.1}, "min_bin_width"),
                         ({"min_derivative": 0.0}, "min_derivative")]:
         with pytest.raises(ValueError, match=f"RationalQuadraticSpline: {msg}"):
