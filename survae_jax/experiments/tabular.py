@@ -141,6 +141,11 @@ def build_maf(config: TabularConfig, rngs: nnx.Rngs) -> Flow:
     return Flow(StandardNormal((d,)), layers)
 
 
+def _num_condition(d: int, i: int) -> int:
+    """Entries that coupling ``i`` conditions on: ``ceil(d/2)`` for even ``i``, ``floor(d/2)`` for odd."""
+    return d - d // 2 if i % 2 == 0 else d // 2
+
+
 def coupling_orders(d: int, num_layers: int, seed: int) -> list[np.ndarray]:
     """The entries' order before each NSF coupling: ``num_layers`` permutations of ``range(d)``.
 
@@ -155,9 +160,9 @@ def coupling_orders(d: int, num_layers: int, seed: int) -> list[np.ndarray]:
     probability about ``2^-L``.
     """
     rng = np.random.default_rng(seed)
-    orders, transformed = [np.arange(d)], set(range(d - d // 2, d))
+    orders, transformed = [np.arange(d)], set(range(_num_condition(d, 0), d))
     for i in range(1, num_layers):
-        m = d - (d - d // 2 if i % 2 == 0 else d // 2)
+        m = d - _num_condition(d, i)
         fresh = rng.permutation(sorted(set(range(d)) - transformed))[:m]
         others = rng.permutation(sorted(set(range(d)) - set(fresh.tolist())))
         t = np.concatenate([fresh, others[:m - len(fresh)]]).astype(np.int64)
@@ -175,7 +180,7 @@ def build_nsf(config: TabularConfig, rngs: nnx.Rngs) -> Flow:
     for i in range(config.num_layers):
         if i:  # position j of the new order holds the entry at position p[j] of the previous one
             layers.append(Permute(np.argsort(orders[i - 1])[orders[i]], axis=-1))
-        n_id = d - d // 2 if i % 2 == 0 else d // 2
+        n_id = _num_condition(d, i)
         net = MLP(n_id, (d - n_id) * family.num_params, config.hidden_widths, zero_init_last=True, rngs=rngs)
         layers.append(Coupling(net, family, num_condition=n_id))
     return Flow(StandardNormal((d,)), layers)
