@@ -50,6 +50,8 @@ from survae_jax.functional.elementwise import Affine
 from survae_jax.functional.spline import RationalQuadraticSpline
 from survae_jax.transforms.bijections.coupling import Coupling
 from survae_jax.transforms.bijections.permutation import Permute, Reverse
+from survae_jax.transforms.compose import Compose
+from survae_jax.transforms.scan import Scan
 from survae_jax.transforms.bijections.scale_shift import Scale, Shift
 from survae_jax.transforms.stochastic.permutation import StochasticPermutation
 from survae_jax.transforms.surjections.sort import SortSurjection
@@ -220,15 +222,15 @@ def build_model(cfg: PointCloudConfig, *, key: jax.Array | None = None) -> Flow:
     half, p = NUM_POINTS // 2, cfg.family.num_params
     layers = [Scale(1.0 / 28.0), Shift(-0.5)]
     layers.append(SortSurjection(axis=1, by=0) if sort else StochasticPermutation(axis=1))
-    for i in range(cfg.num_steps):
-        layers += [
-            ActNorm(2, axis=-1),
-            Coupling(_transformer(cfg, 1, p, NUM_POINTS if sort else None, rngs), cfg.family, axis=-1),
-            Reverse(2, axis=-1),
-            Coupling(_transformer(cfg, 2, 2 * p, half if sort else None, rngs), cfg.family, axis=1),
-            Permute(axis=1, size=NUM_POINTS, rngs=nnx.Rngs(jax.random.fold_in(k_perm, i))) if sort
-            else StochasticPermutation(axis=1),
-        ]
+    steps = [Compose([
+        ActNorm(2, axis=-1),
+        Coupling(_transformer(cfg, 1, p, NUM_POINTS if sort else None, rngs), cfg.family, axis=-1),
+        Reverse(2, axis=-1),
+        Coupling(_transformer(cfg, 2, 2 * p, half if sort else None, rngs), cfg.family, axis=1),
+        Permute(axis=1, size=NUM_POINTS, rngs=nnx.Rngs(jax.random.fold_in(k_perm, i))) if sort
+        else StochasticPermutation(axis=1),
+    ]) for i in range(cfg.num_steps)]
+    layers.append(Scan(steps))  # one step compiled, not num_steps (docs/design.md, "Deep chains")
     return Flow(StandardNormal((NUM_POINTS, 2)), layers)
 
 

@@ -196,6 +196,9 @@ def with_dropout(module: nnx.Module, key: Array | None) -> nnx.Module:
                 node.dropout_key.set_value(jnp.zeros_like(node.dropout_key[...]))
             else:
                 node.dropout_on = True
-                node.dropout_key.set_value(jax.random.key_data(jax.random.fold_in(key, i)))
+                k, lead = jax.random.fold_in(key, i), node.dropout_key[...].shape[:-1]
+                if lead:  # a Transformer stacked by a Scan: one key per block
+                    k = jax.random.split(k, lead)
+                node.dropout_key.set_value(jax.random.key_data(k))
             i += 1
     return copy

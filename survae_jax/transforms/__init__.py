@@ -9,6 +9,7 @@ returns ``(z, V)``; ``inverse`` maps Z -> X.
 from survae_jax.transforms.base import (Bijection, GenerativeSurjection, InferenceSurjection, StochasticTransform,
                                         Surjection, Transform, generative_dual)
 from survae_jax.transforms.compose import Compose, Invert
+from survae_jax.transforms.scan import Scan
 from survae_jax.transforms.bijections import (ActNorm, AdditiveAutoregressive, AdditiveCoupling, AffineAutoregressive,
                                               AffineCoupling, AutoregressiveBijection, Conv1x1, Coupling,
                                               ElementwiseBijection, Logit, LogisticMixtureCoupling, Permute, Reverse,

@@ -166,7 +166,7 @@ def test_spline_sortflow_is_exact_invertible_and_named_apart(clouds):
     from survae_jax.transforms.bijections.coupling import Coupling
 
     flow = _tiny("sortflow", coupling="spline")
-    couplings = [t for t in flow.transforms if isinstance(t, Coupling)]
+    couplings = [t for t in flow.transforms[-1].block.transforms if isinstance(t, Coupling)]  # the Scan's step
     assert len(couplings) == 2 and all(isinstance(c.family, RationalQuadraticSpline) for c in couplings)
     # coordinate coupling: one spline per point (3K - 1 parameters); point coupling: two per point
     assert [c.net.out.kernel.shape[-1] for c in couplings] == [3 * SPLINE_BINS - 1, 2 * (3 * SPLINE_BINS - 1)]
@@ -181,7 +181,8 @@ def test_spline_sortflow_is_exact_invertible_and_named_apart(clouds):
     y = x
     for t in list(flow.transforms)[:3]:  # Scale, Shift, sort
         y = t.forward(y)[0]
-    for t in list(flow.transforms)[3:]:
+    (step,) = flow.transforms[3].unstack()  # the Scan of the one step
+    for t in step.transforms:
         z = t.forward(y)[0]
         np.testing.assert_allclose(t.inverse(z), y, atol=2e-5)
         y = z

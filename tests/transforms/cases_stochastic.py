@@ -9,6 +9,7 @@ from survae_jax.distributions import ConditionalNormal
 from survae_jax.testing import TransformCase
 from survae_jax.transforms.stochastic.permutation import StochasticPermutation
 from survae_jax.transforms.stochastic.vae import VAE
+from survae_jax.transforms import Compose, Reverse, Scan
 
 
 def _vae(key, d_x, d_z):
@@ -39,6 +40,13 @@ CASES = [
         "StochasticPermutation-features",
         lambda k: StochasticPermutation(axis=-1),
         normal((3, 5)),
+        bad_input=fixed((3,)),
+        bad_latent=fixed((3,)),
+    ),
+    TransformCase(
+        "Scan-stochastic-permutation-steps",
+        lambda k: Scan([Compose([StochasticPermutation(axis=1), Reverse(2, axis=-1)]) for _ in range(3)]),
+        normal((3, 4, 2)),
         bad_input=fixed((3,)),
         bad_latent=fixed((3,)),
     ),

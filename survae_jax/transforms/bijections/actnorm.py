@@ -69,7 +69,7 @@ def initialize_actnorm(flow_or_transforms, x: Array, *, key: Array | None = None
     """Initialise every ``ActNorm`` on the data path from the batch ``x`` it receives; returns
     ``flow_or_transforms`` (a Flow, a sequence of layers or one layer), updated in place.
 
-    ``x`` goes through the chain (X -> Z; into ``Compose`` layers and a ``Flow`` base) with
+    ``x`` goes through the chain (X -> Z; into ``Compose`` and ``Scan`` layers and a ``Flow`` base) with
     ``key`` and ``context``. An initialised ActNorm (e.g. restored) keeps its values: idempotent,
     eagerly and under ``nnx.jit``. ActNorms off the path (inside a net) are not reached: a
     ``UserWarning`` counts the uninitialised ones. Source: Glow, Section 3.1.
@@ -119,6 +119,12 @@ def _walk(chain, x, key, context) -> tuple[Array, list[ActNorm]]:
         if hasattr(t, "transforms"):
             x, inner = _walk(t, x, k, context)
             reached += inner
+        elif hasattr(t, "unstack"):  # a Scan: block by block, with the keys of its forward
+            blocks = t.unstack()
+            for b, kb in zip(blocks, [None] * len(blocks) if k is None else jax.random.split(k, len(blocks))):
+                x, _ = _walk(b, x, kb, context)
+            t.restack(blocks)
+            reached += _actnorms(t)
         else:
             x, _ = t.forward(x, key=k, context=context)
     if hasattr(base, "transforms") and hasattr(base, "base"):
