@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from survae_jax.nn.init import check_init, dense_init
 from survae_jax.transforms.base import Fixed
 
 Array = jax.Array
@@ -109,6 +110,8 @@ class MADE(nnx.Module):
       activation: elementwise, ``jax.nn.relu`` by default.
       zero_init_last: zero the output layer, so the net outputs 0 at initialisation (an affine
         autoregressive layer then starts as the identity).
+      init: the other weights' initialisation, ``"lecun"`` or ``"uniform"`` (as ``MLP``;
+        ``fan_in`` counts masked inputs too, as PyTorch's masked layers do).
       rngs: ``nnx.Rngs`` for the initial weights.
 
     Call ``made(x)`` or ``made(x, context)``; a missing or unexpected context, or a last axis
@@ -120,7 +123,8 @@ class MADE(nnx.Module):
 
     def __init__(self, features: int, hidden: Sequence[int], num_params: int, *, order=None,
                  context_features: int | None = None, activation: Callable[[Array], Array] = jax.nn.relu,
-                 zero_init_last: bool = False, rngs: nnx.Rngs):
+                 zero_init_last: bool = False, init: str = "lecun", rngs: nnx.Rngs):
+        self.init = check_init(init, "MADE")
         if int(num_params) < 1:
             raise ValueError(f"MADE: num_params must be >= 1, got {num_params}.")
         if context_features is not None and int(context_features) < 1:
@@ -133,19 +137,22 @@ class MADE(nnx.Module):
         out_degrees = np.repeat(degrees[0], self.num_params)  # unit d * P + p has degree order[d] + 1
         layers = []
         for below, above in zip(degrees[:-1], degrees[1:]):
-            layers.append(MaskedDense(len(below), len(above), above[None, :] >= below[:, None], rngs=rngs))
+            layers.append(MaskedDense(len(below), len(above), above[None, :] >= below[:, None], rngs=rngs,
+                                      **dense_init(init, len(below))))
         self.hidden = nnx.List(layers)
-        last = {}
+        last = dense_init(init, len(degrees[-1]))
         if zero_init_last:
             last = dict(kernel_init=nnx.initializers.zeros_init(), bias_init=nnx.initializers.zeros_init())
         self.out = MaskedDense(len(degrees[-1]), len(out_degrees), out_degrees[None, :] > degrees[-1][:, None],
                                rngs=rngs, **last)
         context_hidden = context_out = None
         if self.context_features is not None:
+            context_init = {k: v for k, v in dense_init(init, self.context_features).items() if k == "kernel_init"}
             if len(degrees) > 1:
-                context_hidden = nnx.Linear(self.context_features, len(degrees[1]), use_bias=False, rngs=rngs)
+                context_hidden = nnx.Linear(self.context_features, len(degrees[1]), use_bias=False, rngs=rngs,
+                                            **context_init)
             context_out = nnx.Linear(self.context_features, len(out_degrees), use_bias=False, rngs=rngs,
-                                     **{k: v for k, v in last.items() if k == "kernel_init"})
+                                     **(dict(kernel_init=last["kernel_init"]) if zero_init_last else context_init))
         self.context_hidden, self.context_out = nnx.data(context_hidden), nnx.data(context_out)
 
     def __call__(self, x: Array, context: Array | None = None) -> Array:

@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from survae_jax.nn.init import check_init, dense_init
+
 Array = jax.Array
 
 
@@ -28,6 +30,9 @@ class MLP(nnx.Module):
       activation: an elementwise function, ``jax.nn.relu`` by default.
       zero_init_last: zero the last layer's weights and bias, so that the net outputs 0 at
         initialisation (a coupling then starts as the identity).
+      init: the other layers' initial weights: ``"lecun"`` (Flax's default: lecun-normal
+        weights, zero biases) or ``"uniform"`` (weights and biases ``U(+-1/sqrt(fan_in))``, as
+        PyTorch's ``nn.Linear``; see :func:`survae_jax.nn.init.dense_init`).
       rngs: ``nnx.Rngs`` for the initial weights.
 
     Raises:
@@ -46,16 +51,18 @@ class MLP(nnx.Module):
         activation: Callable[[Array], Array] = jax.nn.relu,
         *,
         zero_init_last: bool = False,
+        init: str = "lecun",
         rngs: nnx.Rngs,
     ):
+        self.init = check_init(init, "MLP")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.activation = activation
         widths = [self.in_features, *(int(h) for h in hidden)]
         self.hidden = nnx.List(
-            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(widths[:-1], widths[1:])]
+            [nnx.Linear(a, b, rngs=rngs, **dense_init(init, a)) for a, b in zip(widths[:-1], widths[1:])]
         )
-        last = {}
+        last = dense_init(init, widths[-1])
         if zero_init_last:
             last = dict(kernel_init=nnx.initializers.zeros_init(), bias_init=nnx.initializers.zeros_init())
         self.out = nnx.Linear(widths[-1], self.out_features, rngs=rngs, **last)
