@@ -77,9 +77,19 @@ def _wall(fn):
 
 
 def step_flops(name):
-    """XLA's FLOP count of one un-optimised training step (loss + gradient) of ``name``."""
+    """XLA's FLOP count of one un-optimised training step (loss + gradient) of ``name``.
+
+    XLA counts a loop's body once, so a ``Scan`` of flow steps is counted unrolled: the model's
+    top-level ``Scan`` layers are replaced by ``Compose`` of their blocks (the same maths)."""
     model, data, loss_fn, _, batch = MODELS[name]()
     from flax import nnx
+
+    from survae_jax.transforms import Compose, Scan
+
+    if hasattr(model, "transforms"):
+        for i, t in enumerate(model.transforms):
+            if isinstance(t, Scan):
+                model.transforms[i] = Compose(t.unstack())
 
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
