@@ -65,3 +65,28 @@ def scan_inverse(z: Array, block, num_blocks: int, *, key=None, context=None, na
 
     x, _ = jax.lax.scan(body, z, (state, _keys(key, num_blocks)), length=num_blocks, reverse=True)
     return x
+
+
+def scan_inverse_and_log_det(z: Array, block, num_blocks: int, *, key=None, context=None,
+                             name: str = "Scan") -> tuple[Array, Array]:
+    """``(x, V)``: :func:`scan_inverse` summing each block's ``inverse_and_log_det`` on the way (``V``
+    from the latent side where a layer has it, as ``compose_inverse_and_log_det``)."""
+    z = jnp.asarray(z)
+    if z.ndim < 1:
+        raise ValueError(f"{name}: expected a batch (B, ...), got shape {tuple(z.shape)}.")
+    graphdef, state = nnx.split(block)
+
+    def body(carry, xs):
+        h, total = carry
+        params, k = xs
+        x, v = _located(f"{name}: block",
+                        lambda: nnx.merge(graphdef, params).inverse_and_log_det(h, key=k, context=context))
+        _check_block_output(name, h, x)
+        return (x, total + v.astype(total.dtype)), None
+
+    total = jnp.zeros((z.shape[0],), jnp.result_type(z, float))
+    (x, total), _ = jax.lax.scan(body, (z, total), (state, _keys(key, num_blocks)), length=num_blocks, reverse=True)
+    return x, total
+
+
+scan_inverse.and_log_det = scan_inverse_and_log_det

@@ -18,7 +18,7 @@ def check_init(init: str, name: str) -> str:
     return init
 
 
-def dense_init(init: str, fan_in: int) -> dict:
+def dense_init(init: str, fan_in: int, name: str = "dense_init") -> dict:
     """``kernel_init`` / ``bias_init`` keyword arguments of a dense layer with ``fan_in`` inputs
     (``{}`` for ``"lecun"``: the layer's own defaults).
 
@@ -29,6 +29,8 @@ def dense_init(init: str, fan_in: int) -> dict:
     """
     if init == "lecun":
         return {}
+    if fan_in < 1:
+        raise ValueError(f"{name}: a dense layer needs at least one input for init={init!r}, got fan_in={fan_in}.")
     bound = 1.0 / math.sqrt(fan_in)
 
     def uniform(key, shape, dtype=jnp.float32):

@@ -138,16 +138,17 @@ class MADE(nnx.Module):
         layers = []
         for below, above in zip(degrees[:-1], degrees[1:]):
             layers.append(MaskedDense(len(below), len(above), above[None, :] >= below[:, None], rngs=rngs,
-                                      **dense_init(init, len(below))))
+                                      **dense_init(init, len(below), "MADE")))
         self.hidden = nnx.List(layers)
-        last = dense_init(init, len(degrees[-1]))
+        last = dense_init(init, len(degrees[-1]), "MADE")
         if zero_init_last:
             last = dict(kernel_init=nnx.initializers.zeros_init(), bias_init=nnx.initializers.zeros_init())
         self.out = MaskedDense(len(degrees[-1]), len(out_degrees), out_degrees[None, :] > degrees[-1][:, None],
                                rngs=rngs, **last)
         context_hidden = context_out = None
         if self.context_features is not None:
-            context_init = {k: v for k, v in dense_init(init, self.context_features).items() if k == "kernel_init"}
+            context_init = dense_init(init, self.context_features, "MADE")
+            context_init = {k: v for k, v in context_init.items() if k == "kernel_init"}  # no biases
             if len(degrees) > 1:
                 context_hidden = nnx.Linear(self.context_features, len(degrees[1]), use_bias=False, rngs=rngs,
                                             **context_init)

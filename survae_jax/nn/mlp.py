@@ -60,9 +60,9 @@ class MLP(nnx.Module):
         self.activation = activation
         widths = [self.in_features, *(int(h) for h in hidden)]
         self.hidden = nnx.List(
-            [nnx.Linear(a, b, rngs=rngs, **dense_init(init, a)) for a, b in zip(widths[:-1], widths[1:])]
+            [nnx.Linear(a, b, rngs=rngs, **dense_init(init, a, "MLP")) for a, b in zip(widths[:-1], widths[1:])]
         )
-        last = dense_init(init, widths[-1])
+        last = dense_init(init, widths[-1], "MLP")
         if zero_init_last:
             last = dict(kernel_init=nnx.initializers.zeros_init(), bias_init=nnx.initializers.zeros_init())
         self.out = nnx.Linear(widths[-1], self.out_features, rngs=rngs, **last)

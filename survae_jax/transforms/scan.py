@@ -77,6 +77,11 @@ class Scan(Transform):
 
     def restack(self, blocks: Sequence[Transform]) -> None:
         """Write the values of ``blocks`` (as from :meth:`unstack`) into the stack, in place."""
+        blocks = list(blocks)
+        graphdef = nnx.graphdef(self.block)
+        if len(blocks) != self.num_blocks or any(nnx.graphdef(b) != graphdef for b in blocks):
+            raise ValueError(f"Scan.restack: expected {self.num_blocks} blocks of the stack's structure "
+                             f"(as from unstack()), got {len(blocks)}.")
         states = [nnx.state(b) for b in blocks]
         nnx.update(self.block, jax.tree.map(lambda *a: jnp.stack(a), *states))
 

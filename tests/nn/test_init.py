@@ -50,3 +50,8 @@ def test_made_uniform_init_stays_autoregressive():
 def test_unknown_init_is_refused_by_name(net):
     with pytest.raises(ValueError, match=f"{net}: init must be one of 'lecun', 'uniform', got 'torch'"):
         MLP(2, 2, init="torch", rngs=nnx.Rngs(0)) if net == "MLP" else MADE(2, (4,), 2, init="torch", rngs=nnx.Rngs(0))
+
+
+def test_uniform_init_needs_inputs():
+    with pytest.raises(ValueError, match="MLP: a dense layer needs at least one input"):
+        MLP(0, 2, hidden=(4,), init="uniform", rngs=nnx.Rngs(0))
