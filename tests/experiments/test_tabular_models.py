@@ -130,3 +130,23 @@ def test_sample_writes_rows_in_the_data_units_and_a_figure(tmp_path):
     # the untrained MAF is the identity onto a standard normal: samples = mean + std * N(0, 1)
     z = (x - data.mean) / data.std
     assert abs(z.mean()) < 0.5 and 0.6 < z.std() < 1.4
+
+
+@pytest.mark.parametrize("model", ["maf", "nsf"])
+def test_the_base_is_a_learned_diagonal_normal(model):
+    """log p(x) = log N(z; loc, diag(exp(2 log_scale))) + V: its gradient in loc is
+    sum_b (z_b - loc) / sigma^2, nonzero at initialisation (loc = 0, log_scale = 0)."""
+    import jax.numpy as jnp
+
+    from survae_jax.distributions import DiagonalNormal
+
+    flow = build_model(TabularConfig(dataset="galaxy", model=model, hidden=(8,), num_layers=2))
+    assert isinstance(flow.base, DiagonalNormal)
+    x = jax.random.normal(jax.random.key(0), (16, 7))
+    grads = nnx.grad(lambda f: f.log_prob(x).sum())(flow)
+    z = x
+    for t in flow.transforms:
+        z, _ = t.forward(z)
+    np.testing.assert_allclose(grads.base.loc[...], np.asarray(z).sum(axis=0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(grads.base.log_scale[...], np.asarray(jnp.square(z) - 1.0).sum(axis=0),
+                               rtol=1e-4, atol=1e-4)
