@@ -27,66 +27,64 @@ def _check_block_output(name: str, x: Array, z: Array) -> None:
                          f"{tuple(x.shape)} {x.dtype} to {tuple(z.shape)} {z.dtype}.")
 
 
+def _scan_blocks(h: Array, block, num_blocks: int, key, step, carry: tuple, *, reverse: bool, name: str):
+    """``lax.scan`` of ``step(module_l, h, k_l) -> (h', extra')`` over the ``L`` stacked blocks (block
+    ``l`` merged from its slice of the stack, key ``split(key, L)[l]``); ``carry``: the initial
+    ``extra`` (a tuple of arrays). Checks the batch and that each block keeps ``h``'s shape and dtype."""
+    h = jnp.asarray(h)
+    if h.ndim < 1:
+        raise ValueError(f"{name}: expected a batch (B, ...), got shape {tuple(h.shape)}.")
+    graphdef, state = nnx.split(block)
+
+    def body(c, xs):
+        h_in, extra = c
+        params, k = xs
+        h_out, extra = _located(f"{name}: block", lambda: step(nnx.merge(graphdef, params), h_in, k, extra))
+        _check_block_output(name, h_in, h_out)
+        return (h_out, extra), None
+
+    (h, extra), _ = jax.lax.scan(body, (h, carry), (state, _keys(key, num_blocks)), length=num_blocks,
+                                 reverse=reverse)
+    return h, extra
+
+
 def scan_forward(x: Array, block, num_blocks: int, *, key=None, context=None,
                  name: str = "Scan") -> tuple[Array, Array]:
     """``(z, V)``: ``x`` through the ``L`` stacked blocks, data side first, ``V = sum_l V_l``; a row
     that leaves the reals gets ``V = -inf`` (as :func:`~survae_jax.functional.compose_forward`)."""
-    x = jnp.asarray(x)
-    if x.ndim < 1:
-        raise ValueError(f"{name}: expected a batch (B, ...), got shape {tuple(x.shape)}.")
-    graphdef, state = nnx.split(block)
-
-    def body(carry, xs):
-        h, total, dead = carry
-        params, k = xs
-        z, v = _located(f"{name}: block", lambda: nnx.merge(graphdef, params).forward(h, key=k, context=context))
-        _check_block_output(name, h, z)
+    def step(b, h, k, extra):
+        total, dead = extra
+        z, v = b.forward(h, key=k, context=context)
         z, dead = off_support(z, dead | jnp.isnan(v))
-        return (z, total + jnp.where(dead, 0.0, v).astype(total.dtype), dead), None
+        return z, (total + jnp.where(dead, 0.0, v).astype(total.dtype), dead)
 
-    total = jnp.zeros((x.shape[0],), x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32)
-    (z, total, dead), _ = jax.lax.scan(body, (x, total, jnp.zeros((x.shape[0],), bool)),
-                                     (state, _keys(key, num_blocks)), length=num_blocks)
+    x = jnp.asarray(x)
+    rows = x.shape[0] if x.ndim else 0
+    total = jnp.zeros((rows,), x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32)
+    z, (total, dead) = _scan_blocks(x, block, num_blocks, key, step, (total, jnp.zeros((rows,), bool)),
+                                    reverse=False, name=name)
     return z, jnp.where(dead, -jnp.inf, total)
 
 
 def scan_inverse(z: Array, block, num_blocks: int, *, key=None, context=None, name: str = "Scan") -> Array:
     """``x``: ``z`` through the blocks' ``inverse``, block ``L - 1`` first, with the keys of ``forward``."""
-    z = jnp.asarray(z)
-    if z.ndim < 1:
-        raise ValueError(f"{name}: expected a batch (B, ...), got shape {tuple(z.shape)}.")
-    graphdef, state = nnx.split(block)
+    def step(b, h, k, extra):
+        return b.inverse(h, key=k, context=context), extra
 
-    def body(h, xs):
-        params, k = xs
-        x = _located(f"{name}: block", lambda: nnx.merge(graphdef, params).inverse(h, key=k, context=context))
-        _check_block_output(name, h, x)
-        return x, None
-
-    x, _ = jax.lax.scan(body, z, (state, _keys(key, num_blocks)), length=num_blocks, reverse=True)
-    return x
+    return _scan_blocks(z, block, num_blocks, key, step, (), reverse=True, name=name)[0]
 
 
 def scan_inverse_and_log_det(z: Array, block, num_blocks: int, *, key=None, context=None,
                              name: str = "Scan") -> tuple[Array, Array]:
     """``(x, V)``: :func:`scan_inverse` summing each block's ``inverse_and_log_det`` on the way (``V``
     from the latent side where a layer has it, as ``compose_inverse_and_log_det``)."""
+    def step(b, h, k, total):
+        x, v = b.inverse_and_log_det(h, key=k, context=context)
+        return x, total + v.astype(total.dtype)
+
     z = jnp.asarray(z)
-    if z.ndim < 1:
-        raise ValueError(f"{name}: expected a batch (B, ...), got shape {tuple(z.shape)}.")
-    graphdef, state = nnx.split(block)
-
-    def body(carry, xs):
-        h, total = carry
-        params, k = xs
-        x, v = _located(f"{name}: block",
-                        lambda: nnx.merge(graphdef, params).inverse_and_log_det(h, key=k, context=context))
-        _check_block_output(name, h, x)
-        return (x, total + v.astype(total.dtype)), None
-
-    total = jnp.zeros((z.shape[0],), jnp.result_type(z, float))
-    (x, total), _ = jax.lax.scan(body, (z, total), (state, _keys(key, num_blocks)), length=num_blocks, reverse=True)
-    return x, total
+    total = jnp.zeros((z.shape[0] if z.ndim else 0,), jnp.result_type(z, float))
+    return _scan_blocks(z, block, num_blocks, key, step, total, reverse=True, name=name)
 
 
 scan_inverse.and_log_det = scan_inverse_and_log_det

@@ -12,10 +12,9 @@ import jax.numpy as jnp
 DENSE_INITS = ("lecun", "uniform")
 
 
-def check_init(init: str, name: str) -> str:
+def check_init(init: str, name: str) -> None:
     if init not in DENSE_INITS:
         raise ValueError(f"{name}: init must be one of {', '.join(map(repr, DENSE_INITS))}, got {init!r}.")
-    return init
 
 
 def dense_init(init: str, fan_in: int, name: str = "dense_init") -> dict:

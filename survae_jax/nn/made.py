@@ -124,7 +124,7 @@ class MADE(nnx.Module):
     def __init__(self, features: int, hidden: Sequence[int], num_params: int, *, order=None,
                  context_features: int | None = None, activation: Callable[[Array], Array] = jax.nn.relu,
                  zero_init_last: bool = False, init: str = "lecun", rngs: nnx.Rngs):
-        self.init = check_init(init, "MADE")
+        check_init(init, "MADE")
         if int(num_params) < 1:
             raise ValueError(f"MADE: num_params must be >= 1, got {num_params}.")
         if context_features is not None and int(context_features) < 1:

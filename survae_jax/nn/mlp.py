@@ -54,7 +54,7 @@ class MLP(nnx.Module):
         init: str = "lecun",
         rngs: nnx.Rngs,
     ):
-        self.init = check_init(init, "MLP")
+        check_init(init, "MLP")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.activation = activation

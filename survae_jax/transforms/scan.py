@@ -12,6 +12,11 @@ from survae_jax.functional.scan import scan_forward, scan_inverse
 from survae_jax.transforms.base import Transform
 
 
+def _stack(states):
+    """One state from ``L`` states of one structure: every array gains a leading axis ``L``."""
+    return jax.tree.map(lambda *a: jnp.stack(a), *states)
+
+
 class Scan(Transform):
     """``L`` blocks with the same structure as one layer: block ``l``'s parameters are stacked at
     index ``l`` of one module and the chain runs as a ``jax.lax.scan``.
@@ -55,7 +60,7 @@ class Scan(Transform):
                 raise ValueError(f"Scan: every block must have the structure of blocks[0] (the same layers, array "
                                  f"shapes and settings); blocks[{i}] ({type(b).__name__}) differs.")
             states.append(s)
-        self.block = nnx.merge(graphdef, jax.tree.map(lambda *a: jnp.stack(a), *states))
+        self.block = nnx.merge(graphdef, _stack(states))
         self.num_blocks = len(blocks)
 
     @property
@@ -82,8 +87,7 @@ class Scan(Transform):
         if len(blocks) != self.num_blocks or any(nnx.graphdef(b) != graphdef for b in blocks):
             raise ValueError(f"Scan.restack: expected {self.num_blocks} blocks of the stack's structure "
                              f"(as from unstack()), got {len(blocks)}.")
-        states = [nnx.state(b) for b in blocks]
-        nnx.update(self.block, jax.tree.map(lambda *a: jnp.stack(a), *states))
+        nnx.update(self.block, _stack([nnx.state(b) for b in blocks]))
 
     def functional_args(self):
         return {"block": self.block, "num_blocks": self.num_blocks, "name": self.name}

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from survae_jax.functional.compose import split_key
 from survae_jax.functional.linear import actnorm_forward, actnorm_init, actnorm_inverse
 from survae_jax.transforms.base import Array, Bijection, Transform
 
@@ -121,7 +122,7 @@ def _walk(chain, x, key, context) -> tuple[Array, list[ActNorm]]:
             reached += inner
         elif hasattr(t, "unstack"):  # a Scan: block by block, with the keys of its forward
             blocks = t.unstack()
-            for b, kb in zip(blocks, [None] * len(blocks) if k is None else jax.random.split(k, len(blocks))):
+            for b, kb in zip(blocks, split_key(k, len(blocks))):
                 x, _ = _walk(b, x, kb, context)
             t.restack(blocks)
             reached += _actnorms(t)
