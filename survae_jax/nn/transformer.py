@@ -35,15 +35,18 @@ def _attention(q: Array, k: Array, v: Array) -> Array:
     """Scaled dot-product attention over the set axis; ``(B, N, H, d)`` in, ``(B, N, H, d)`` out.
 
     ``softmax(q k^T / sqrt(d)) v`` computed as ``(e v) / sum_m e`` with ``e = exp(l - max_m l)``,
-    ``l = q k^T / sqrt(d)``: the normalisation divides the ``(N, d)`` output instead of the
+    ``l = (q / sqrt(d)) k^T``: the normalisation divides the ``(N, d)`` output instead of the
     ``(N, N)`` weights, and the shift (the same for every ``m``, so it cancels) carries no
-    gradient. On XLA:CPU this runs the Transformer's training step ~15 % faster than
-    ``jax.nn.softmax`` followed by the product (PermuteFlow size, B = 128, N = 50, 8 heads).
+    gradient. The heads are moved in front, ``(B, H, N, d)``, before the two batched products, and
+    the scale multiplies ``q`` rather than the ``(N, N)`` logits: on XLA:CPU a forward pass at
+    PermuteFlow size (B = 500, N = 50, 8 heads of 8) takes 30 % less time than the products
+    written as one ``einsum`` each over ``(B, N, H, d)`` with the logits scaled.
     """
-    logits = jnp.einsum("bnhd,bmhd->bhnm", q, k) / math.sqrt(q.shape[-1])
+    q = q * (1.0 / math.sqrt(q.shape[-1]))
+    q, k, v = (jnp.swapaxes(a, 1, 2) for a in (q, k, v))
+    logits = jnp.matmul(q, jnp.swapaxes(k, -1, -2))
     e = jnp.exp(logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True)))
-    out = jnp.einsum("bhnm,bmhd->bnhd", e, v)
-    return out / jnp.swapaxes(jnp.sum(e, axis=-1), 1, 2)[..., None]
+    return jnp.swapaxes(jnp.matmul(e, v) / jnp.sum(e, axis=-1, keepdims=True), 1, 2)
 
 
 class DropoutKey(nnx.Variable):
@@ -57,7 +60,12 @@ class DropoutKey(nnx.Variable):
 
 
 class _Block(nnx.Module):
-    """One pre-norm encoder block: ``h + Drop(MHA(LN h))``, then ``h + Drop(W_2 Drop(gelu(W_1 LN h)))``."""
+    """One pre-norm encoder block: ``h + Drop(MHA(LN h))``, then ``h + Drop(W_2 Drop(gelu(W_1 LN h)))``.
+
+    ``gelu(x) = x Phi(x)`` with the normal CDF ``Phi`` (erf), PyTorch's ``nn.GELU`` default, not
+    the tanh approximation (which is also slower here: XLA:CPU materialises each of its scalar
+    constants at the activation's full shape).
+    """
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, *, rngs: nnx.Rngs):
         self.num_heads = num_heads
@@ -73,7 +81,7 @@ class _Block(nnx.Module):
         qkv = self.qkv(self.norm1(h)).reshape(b, n, 3 * self.num_heads, d // self.num_heads)
         q, k, v = jnp.split(qkv, 3, axis=2)
         h = h + _dropout(self.attn_out(_attention(q, k, v).reshape(b, n, d)), rate, key, 0)
-        f = _dropout(jax.nn.gelu(self.ff1(self.norm2(h))), rate, key, 1)
+        f = _dropout(jax.nn.gelu(self.ff1(self.norm2(h)), approximate=False), rate, key, 1)
         return h + _dropout(self.ff2(f), rate, key, 2)
 
 

@@ -102,3 +102,31 @@ def _check_attention_float64():
     # logits far out of exp's range: still finite (the max is subtracted)
     big = _attention(q * 1e3, k * 1e3, v)
     assert np.isfinite(big).all()
+
+
+def test_one_block_matches_the_written_out_formula_in_float64():
+    """``y = W_out LN(h2)``, ``h2 = h1 + W_2 gelu(W_1 LN h1)``, ``h1 = h0 + W_o MHA(LN h0)``,
+    ``h0 = W_in x``, with ``gelu(x) = x Phi(x)`` (the normal CDF, not the tanh approximation)."""
+    with jax.enable_x64(True):
+        net = _net()
+        x = np.asarray(X, np.float64)
+        p = {k: np.asarray(v, np.float64) for k, v in nnx.to_flat_state(nnx.state(net, nnx.Param))
+             for k in ["/".join(map(str, k))]}
+
+        def lin(name, a):
+            return a @ p[f"{name}/kernel"] + p[f"{name}/bias"]
+
+        def ln(name, a):
+            mu, var = a.mean(-1, keepdims=True), a.var(-1, keepdims=True)
+            return (a - mu) / np.sqrt(var + 1e-6) * p[f"{name}/scale"] + p[f"{name}/bias"]
+
+        from scipy.special import erf, softmax
+        h = lin("embed", x)
+        qkv = lin("blocks/0/qkv", ln("blocks/0/norm1", h)).reshape(3, 6, 12, 4)
+        q, k, v = qkv[:, :, :4], qkv[:, :, 4:8], qkv[:, :, 8:]
+        w = softmax(np.einsum("bnhd,bmhd->bhnm", q, k) / 2.0, axis=-1)
+        h = h + lin("blocks/0/attn_out", np.einsum("bhnm,bmhd->bnhd", w, v).reshape(3, 6, 16))
+        f = lin("blocks/0/ff1", ln("blocks/0/norm2", h))
+        h = h + lin("blocks/0/ff2", f * 0.5 * (1.0 + erf(f / np.sqrt(2.0))))
+        want = lin("out", ln("out_norm", h))
+        np.testing.assert_allclose(net(jnp.asarray(x)), want, rtol=1e-10, atol=1e-12)
