@@ -248,14 +248,19 @@ def eval_rows(n, rounds):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer models, steps and rounds: a few minutes")
-    ap.add_argument("--models", default=None, help="comma-separated subset of " + ",".join(MODELS))
+    ap.add_argument("--models", default=None,
+                    help="comma-separated subset of " + ",".join(MODELS) + " (empty: only the evaluation rows)")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--eval-clouds", type=int, default=None)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--json", default=os.path.join("results", "bench.json"))
     args = ap.parse_args(argv)
     q = 1 if args.quick else 0
-    names = args.models.split(",") if args.models else (QUICK_MODELS if args.quick else list(MODELS))
+    names = ([n for n in args.models.split(",") if n] if args.models is not None
+             else QUICK_MODELS if args.quick else list(MODELS))
+    unknown = sorted(set(names) - set(MODELS))
+    if unknown:
+        ap.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     rounds = args.rounds or (2 if args.quick else 3)
     eval_n = args.eval_clouds if args.eval_clouds is not None else (200 if args.quick else 2000)
     cache = enable_compilation_cache(tempfile.mkdtemp(prefix="survae_bench_xla_"), min_compile_time_s=0.5)
