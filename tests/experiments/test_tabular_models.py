@@ -14,7 +14,7 @@ from jax.scipy.stats import norm
 
 from survae_jax.experiments import get_experiment
 from survae_jax.experiments.runner import evaluate_run, run_experiment
-from survae_jax.experiments.tabular import TabularConfig, coupling_orders, build_model, tabular_data
+from survae_jax.experiments.tabular import TabularConfig, build_model, covering_permutations, tabular_data
 from survae_jax.transforms.bijections import AffineAutoregressive, Coupling, Permute
 
 SMALL = dict(num_train=600, num_valid=100, num_test=200, hidden=(16,), num_layers=2)
@@ -60,16 +60,17 @@ def test_nsf_builds_with_the_spline_family():
     np.testing.assert_allclose(model.transforms[0].inverse(z), x, atol=1e-5)
 
 
-@pytest.mark.parametrize("dataset,d", [("galaxy", 7), ("patches", 63)])
-def test_nsf_transforms_every_entry_and_changes_the_split(dataset, d):
-    """With random last layers, no input entry reaches the output unchanged: no column of the
-    flow's Jacobian is a unit vector (with Reverse and one split, the middle entry of an odd D only
-    ever conditioned). And the couplings do not all split the entries into the same two sets."""
-    cfg = TabularConfig(dataset=dataset, model="nsf", num_bins=4, **{**SMALL, "num_layers": 5})
+@pytest.mark.parametrize("dataset,d,seed", [("galaxy", 7, 1), ("patches", 63, 0)])
+def test_nsf_transforms_every_entry_and_changes_the_split(dataset, d, seed):
+    """No input entry reaches the output unchanged: no column of the flow's Jacobian is a unit
+    vector. The seeds are ones whose first independent draw of permutations leaves an entry
+    untransformed (entry 0 in both), so the redraw is what is tested. Each coupling conditions on
+    floor(D/2) entries, the couplings do not all split the entries into the same two sets, and
+    they do not start as the identity (random last layers)."""
+    cfg = TabularConfig(dataset=dataset, model="nsf", num_bins=4, seed=seed, **{**SMALL, "num_layers": 5})
     model = build_model(cfg)
-    for i, coupling in enumerate(t for t in model.transforms if isinstance(t, Coupling)):
-        last = [m for _, m in nnx.iter_graph(coupling.net) if isinstance(m, nnx.Linear)][-1]
-        last.kernel[...] = 0.5 * jax.random.normal(jax.random.key(i), last.kernel.shape)
+    couplings = [t for t in model.transforms if isinstance(t, Coupling)]
+    assert [c.num_condition for c in couplings] == [d // 2] * 5
 
     def push(v):  # (D,) -> (D,): the flow's forward without the base
         for t in model.transforms:
@@ -80,11 +81,21 @@ def test_nsf_transforms_every_entry_and_changes_the_split(dataset, d):
     jac = np.asarray(jax.jit(jax.jacfwd(push))(x))
     unit = [j for j in range(d) if np.sum(np.abs(jac[:, j]) > 1e-9) == 1 and abs(np.abs(jac[:, j]).max() - 1) < 1e-6]
     assert not unit, f"entries never transformed: {unit}"
-    orders = coupling_orders(d, 5, 0)
-    splits = {frozenset(o[d - d // 2:].tolist()) if i % 2 == 0 else frozenset(o[: d // 2].tolist())
-              for i, o in enumerate(orders)}
+
+    rng = np.random.default_rng(seed)  # the first independent draw misses entry 0: the trap
+    at, hit = np.arange(d), set(range(d // 2, d))
+    for perm in [rng.permutation(d) for _ in range(4)]:
+        at = at[perm]
+        hit |= set(at[d // 2:].tolist())
+    assert 0 not in hit
+    perms = covering_permutations(d, d // 2, 5, seed)
+    assert all(sorted(p.tolist()) == list(range(d)) for p in perms)
+    splits, at = {frozenset(range(d // 2, d))}, np.arange(d)
+    for perm in perms:
+        at = at[perm]
+        splits.add(frozenset(at[d // 2:].tolist()))
     assert len(splits) > 2
-    assert all(sorted(o.tolist()) == list(range(d)) for o in orders)
+    assert not np.allclose(jac, np.eye(d), atol=1e-3)
 
 
 def test_a_short_run_validates_stops_early_and_reloads_its_best(tmp_path):
