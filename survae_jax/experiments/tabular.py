@@ -131,25 +131,49 @@ def _with_permutations(blocks: list, perms: list[np.ndarray]) -> list:
     return layers
 
 
-def covering_permutations(d: int, num_condition: int, num_layers: int, seed: int) -> list[np.ndarray]:
+def _untransformed(perms: list[np.ndarray], d: int, num_condition: int) -> set[int]:
+    """The entries that no coupling transforms (positions ``num_condition..d-1`` of each)."""
+    at, transformed = np.arange(d), set(range(num_condition, d))  # at[j]: the entry at position j
+    for perm in perms:
+        at = at[perm]
+        transformed |= set(at[num_condition:].tolist())
+    return set(range(d)) - transformed
+
+
+def covering_permutations(d: int, num_condition: int, num_layers: int, seed: int,
+                          tries: int = 100) -> list[np.ndarray]:
     """``num_layers - 1`` random permutations of ``range(d)`` to put between couplings that each
-    transform the entries at positions ``num_condition..d-1``, redrawn (from the same generator)
-    until every entry is transformed by some coupling.
+    transform the entries at positions ``num_condition..d-1`` (``num_condition <= d / 2``), such
+    that every entry is transformed by some coupling.
+
+    Drawn from ``np.random.default_rng(seed)``, redrawn up to ``tries`` times until they cover
+    every entry; if none does (likely with 2 or 3 couplings on many entries), the last draw's last
+    permutation is replaced by one that puts the entries no earlier coupling transformed into
+    transformed positions, the rest at random. One coupling cannot transform every entry: no
+    permutations (``[]``).
 
     Trap: with independent draws an entry is never transformed with probability
     ``(num_condition / d)^num_layers`` (about 1.4 % per entry on the 7-D galaxy table with 5
     couplings, 2.9 % on the 63-D patches: a draw leaves one out for seed 1 on galaxy and seed 0
     on the patches); such an entry keeps only the base's normal marginal.
     """
+    if 2 * num_condition > d:
+        raise ValueError(f"covering_permutations: num_condition must be <= d / 2, got {num_condition} of {d}.")
     rng = np.random.default_rng(seed)
-    while True:
+    if num_layers < 2:
+        return []
+    for _ in range(tries):
         perms = [rng.permutation(d) for _ in range(num_layers - 1)]
-        at, transformed = np.arange(d), set(range(num_condition, d))  # at[j]: the entry at position j
-        for perm in perms:
-            at = at[perm]
-            transformed |= set(at[num_condition:].tolist())
-        if len(transformed) == d:
+        if not _untransformed(perms, d, num_condition):
             return perms
+    at = np.arange(d)
+    for perm in perms[:-1]:
+        at = at[perm]
+    missing = sorted(_untransformed(perms[:-1], d, num_condition))
+    others = rng.permutation(sorted(set(range(d)) - set(missing))).tolist()  # len >= d - num_condition >= num_condition
+    order = others[:num_condition] + missing + others[num_condition:]  # the entries at the new positions
+    position = {int(e): j for j, e in enumerate(at)}
+    return perms[:-1] + [np.array([position[e] for e in order], dtype=np.int64)]
 
 
 def build_maf(config: TabularConfig, rngs: nnx.Rngs) -> Flow:

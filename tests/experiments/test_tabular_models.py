@@ -98,6 +98,27 @@ def test_nsf_transforms_every_entry_and_changes_the_split(dataset, d, seed):
     assert not np.allclose(jac, np.eye(d), atol=1e-3)
 
 
+@pytest.mark.parametrize("d", [7, 63])
+def test_covering_permutations_cover_for_any_number_of_couplings(d):
+    """Every count of couplings the CLI takes gives permutations at once: from 2 couplings on,
+    every entry is transformed by some coupling (with 2 on the patches no random draw does: the
+    last permutation is constructed); one coupling gets none."""
+    from survae_jax.experiments.tabular import _untransformed
+
+    n = d // 2
+    assert covering_permutations(d, n, 1, 0) == []
+    for layers in range(2, 7):
+        for seed in range(3):
+            perms = covering_permutations(d, n, layers, seed)
+            assert len(perms) == layers - 1
+            assert all(sorted(p.tolist()) == list(range(d)) for p in perms)
+            assert not _untransformed(perms, d, n), (layers, seed)
+    with pytest.raises(ValueError, match="num_condition must be <= d / 2"):
+        covering_permutations(d, n + 1, 3, 0)
+    assert len(build_model(TabularConfig(dataset="patches" if d == 63 else "galaxy", model="nsf", num_layers=1,
+                                         **{k: v for k, v in SMALL.items() if k != "num_layers"})).transforms) == 1
+
+
 def test_a_short_run_validates_stops_early_and_reloads_its_best(tmp_path):
     exp = get_experiment("tabular")
     cfg = TabularConfig(steps=60, batch_size=100, log_every=10, checkpoint_every=20, valid_every=10,
