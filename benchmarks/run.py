@@ -224,6 +224,7 @@ def eval_rows(n, rounds):
     """SortFlow-8 exact log-likelihood and PermuteFlow-8 ELBO + IWBO(k=10) of ``n`` clouds; the
     image flow's log-likelihood bound (one dequantization draw) of ``n`` images."""
     from survae_jax.evaluation import evaluate
+    from survae_jax.experiments.image import ImageConfig
     from survae_jax.experiments.point_cloud import EVAL_BATCH, PointCloudConfig, build_model, iwbo_fn
 
     clouds = np.random.default_rng(0).uniform(0, 28, (n, 50, 2)).astype(np.float32)
@@ -235,9 +236,11 @@ def eval_rows(n, rounds):
         else:
             model, x = build_model(PointCloudConfig(model=kind[:-1], num_steps=8)), clouds
 
+        batch = ImageConfig().eval_batch_size if kind == "image" else EVAL_BATCH  # each experiment's own
+
         def ours():
             key = jax.random.key(0)
-            evaluate(model, x, batch_size=EVAL_BATCH, key=key)
+            evaluate(model, x, batch_size=batch, key=key)
             if kind == "permuteflow8":
                 evaluate(model, x, batch_size=EVAL_BATCH // 10, key=key, log_prob_fn=iwbo_fn(10, 10))
 
