@@ -131,13 +131,20 @@ def _with_permutations(blocks: list, perms: list[np.ndarray]) -> list:
     return layers
 
 
-def _untransformed(perms: list[np.ndarray], d: int, num_condition: int) -> set[int]:
-    """The entries that no coupling transforms (positions ``num_condition..d-1`` of each)."""
-    at, transformed = np.arange(d), set(range(num_condition, d))  # at[j]: the entry at position j
+def _arrangement(perms: list[np.ndarray], d: int, num_condition: int) -> tuple[np.ndarray, set[int]]:
+    """``(at, missing)`` after the couplings and ``perms`` between them: ``at[j]`` the entry at
+    position ``j`` after the last permutation, ``missing`` the entries that no coupling so far
+    transforms (positions ``num_condition..d-1`` of each)."""
+    at, transformed = np.arange(d), set(range(num_condition, d))
     for perm in perms:
         at = at[perm]
         transformed |= set(at[num_condition:].tolist())
-    return set(range(d)) - transformed
+    return at, set(range(d)) - transformed
+
+
+def _untransformed(perms: list[np.ndarray], d: int, num_condition: int) -> set[int]:
+    """The entries that no coupling transforms (see :func:`_arrangement`)."""
+    return _arrangement(perms, d, num_condition)[1]
 
 
 def covering_permutations(d: int, num_condition: int, num_layers: int, seed: int,
@@ -166,10 +173,8 @@ def covering_permutations(d: int, num_condition: int, num_layers: int, seed: int
         perms = [rng.permutation(d) for _ in range(num_layers - 1)]
         if not _untransformed(perms, d, num_condition):
             return perms
-    at = np.arange(d)
-    for perm in perms[:-1]:
-        at = at[perm]
-    missing = sorted(_untransformed(perms[:-1], d, num_condition))
+    at, missing = _arrangement(perms[:-1], d, num_condition)
+    missing = sorted(missing)
     others = rng.permutation(sorted(set(range(d)) - set(missing))).tolist()  # len >= d - num_condition >= num_condition
     order = others[:num_condition] + missing + others[num_condition:]  # the entries at the new positions
     position = {int(e): j for j, e in enumerate(at)}
@@ -203,11 +208,12 @@ def build_nsf(config: TabularConfig, rngs: nnx.Rngs) -> Flow:
     The ``MLP`` conditioners start with PyTorch's initial weights in every layer, the last one
     included (``init="uniform"``, not zeroed: the couplings do not start as the identity). The
     base is a learned ``DiagonalNormal`` (as ``build_maf``). Chosen by three seeds of the galaxy
-    table (``results/tabular.md``, "NSF layout"): this layout gave test log-likelihoods 7.64, 7.33,
-    7.60 (validation agreeing); permutations built so that every entry is transformed, with the
-    same conditioning and start, 7.33, 7.15, 7.36; those permutations alternating ``ceil(D/2)``
-    and ``floor(D/2)`` conditioning entries with a zero last layer, 7.13, 7.21, 7.29. On the
-    image patches this layout gave 10.47 after 4,000 steps (10.64 with the last). Trap: with
+    table (``results/tabular.md``, "NSF layout"): this layout gave test log-likelihoods 7.64, 7.44,
+    7.60 (validation agreeing; 7.64, 7.33, 7.60 with independent draws); orders constructed so
+    that every entry is transformed, with the same conditioning and start, 7.33, 7.15, 7.36;
+    those orders alternating ``ceil(D/2)`` and ``floor(D/2)`` conditioning entries with a zero
+    last layer (the earlier default), 7.13, 7.21, 7.29. On the image patches this layout gave
+    11.31 after 4,000 steps (the earlier default 10.64). Trap: with
     ``Reverse`` between couplings the two halves never change, so the dependencies inside each
     half are never modelled.
     """
