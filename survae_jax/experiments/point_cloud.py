@@ -232,7 +232,9 @@ def build_model(cfg: PointCloudConfig, *, key: jax.Array | None = None) -> Flow:
         Permute(axis=1, size=NUM_POINTS, rngs=nnx.Rngs(jax.random.fold_in(k_perm, i))) if sort
         else StochasticPermutation(axis=1),
     ]) for i in range(cfg.num_steps)]
-    layers.append(Scan(steps))  # one step compiled, not num_steps (docs/design.md, "Deep chains")
+    # one step compiled, not num_steps (docs/design.md, "Deep chains"). Past 8 steps the stored
+    # intermediates cost more than recomputing them (results/speed.md, "Rematerialised scan")
+    layers.append(Scan(steps, remat=cfg.num_steps > 8))
     return Flow(StandardNormal((NUM_POINTS, 2)), layers)
 
 

@@ -27,10 +27,13 @@ def _check_block_output(name: str, x: Array, z: Array) -> None:
                          f"{tuple(x.shape)} {x.dtype} to {tuple(z.shape)} {z.dtype}.")
 
 
-def _scan_blocks(h: Array, block, num_blocks: int, key, step, carry: tuple, *, reverse: bool, name: str):
+def _scan_blocks(h: Array, block, num_blocks: int, key, step, carry: tuple, *, reverse: bool, name: str,
+                 remat: bool = False):
     """``lax.scan`` of ``step(module_l, h, k_l) -> (h', extra')`` over the ``L`` stacked blocks (block
     ``l`` merged from its slice of the stack, key ``split(key, L)[l]``); ``carry``: the initial
-    ``extra`` (a tuple of arrays). Checks the batch and that each block keeps ``h``'s shape and dtype."""
+    ``extra`` (a tuple of arrays). Checks the batch and that each block keeps ``h``'s shape and dtype.
+    ``remat``: the body is ``jax.checkpoint``-ed, so a gradient stores only each block's input and
+    recomputes the block's intermediates (the same values: same parameters, same key)."""
     h = jnp.asarray(h)
     if h.ndim < 1:
         raise ValueError(f"{name}: expected a batch (B, ...), got shape {tuple(h.shape)}.")
@@ -43,13 +46,15 @@ def _scan_blocks(h: Array, block, num_blocks: int, key, step, carry: tuple, *, r
         _check_block_output(name, h_in, h_out)
         return (h_out, extra), None
 
+    if remat:
+        body = jax.checkpoint(body)
     (h, extra), _ = jax.lax.scan(body, (h, carry), (state, _keys(key, num_blocks)), length=num_blocks,
                                  reverse=reverse)
     return h, extra
 
 
 def scan_forward(x: Array, block, num_blocks: int, *, key=None, context=None,
-                 name: str = "Scan") -> tuple[Array, Array]:
+                 name: str = "Scan", remat: bool = False) -> tuple[Array, Array]:
     """``(z, V)``: ``x`` through the ``L`` stacked blocks, data side first, ``V = sum_l V_l``; a row
     that leaves the reals gets ``V = -inf`` (as :func:`~survae_jax.functional.compose_forward`)."""
     def step(b, h, k, extra):
@@ -62,20 +67,21 @@ def scan_forward(x: Array, block, num_blocks: int, *, key=None, context=None,
     rows = x.shape[0] if x.ndim else 0
     total = jnp.zeros((rows,), x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32)
     z, (total, dead) = _scan_blocks(x, block, num_blocks, key, step, (total, jnp.zeros((rows,), bool)),
-                                    reverse=False, name=name)
+                                    reverse=False, name=name, remat=remat)
     return z, jnp.where(dead, -jnp.inf, total)
 
 
-def scan_inverse(z: Array, block, num_blocks: int, *, key=None, context=None, name: str = "Scan") -> Array:
+def scan_inverse(z: Array, block, num_blocks: int, *, key=None, context=None, name: str = "Scan",
+                 remat: bool = False) -> Array:
     """``x``: ``z`` through the blocks' ``inverse``, block ``L - 1`` first, with the keys of ``forward``."""
     def step(b, h, k, extra):
         return b.inverse(h, key=k, context=context), extra
 
-    return _scan_blocks(z, block, num_blocks, key, step, (), reverse=True, name=name)[0]
+    return _scan_blocks(z, block, num_blocks, key, step, (), reverse=True, name=name, remat=remat)[0]
 
 
 def scan_inverse_and_log_det(z: Array, block, num_blocks: int, *, key=None, context=None,
-                             name: str = "Scan") -> tuple[Array, Array]:
+                             name: str = "Scan", remat: bool = False) -> tuple[Array, Array]:
     """``(x, V)``: :func:`scan_inverse` summing each block's ``inverse_and_log_det`` on the way (``V``
     from the latent side where a layer has it, as ``compose_inverse_and_log_det``)."""
     def step(b, h, k, total):
@@ -84,7 +90,7 @@ def scan_inverse_and_log_det(z: Array, block, num_blocks: int, *, key=None, cont
 
     z = jnp.asarray(z)
     total = jnp.zeros((z.shape[0] if z.ndim else 0,), jnp.result_type(z, float))
-    return _scan_blocks(z, block, num_blocks, key, step, total, reverse=True, name=name)
+    return _scan_blocks(z, block, num_blocks, key, step, total, reverse=True, name=name, remat=remat)
 
 
 scan_inverse.and_log_det = scan_inverse_and_log_det

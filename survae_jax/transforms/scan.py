@@ -32,6 +32,13 @@ class Scan(Transform):
         array shapes and settings, differing only in array values (weights, fixed permutations).
         Each block must map its input to the same shape and dtype. Blocks are copied into the
         stack; a module shared between blocks is not shared in the stack.
+      remat: recompute each block's intermediates in the backward pass (``jax.checkpoint`` of the
+        scan body) instead of storing them for all ``L`` blocks: a gradient keeps ``L`` block
+        inputs and one block's intermediates, and runs each block's forward pass twice. Values
+        and gradients are the same. On XLA:CPU this made the Transformer point-cloud flows'
+        training step faster, not slower (storing the stacked intermediates costs more than
+        recomputing them: ``results/speed.md``, "Rematerialised scan"). No effect without a
+        gradient.
 
     Raises:
       ValueError: no blocks, or a block whose structure differs from ``blocks[0]``'s (named).
@@ -44,7 +51,7 @@ class Scan(Transform):
 
     functional = (scan_forward, scan_inverse)
 
-    def __init__(self, blocks: Sequence[Transform]):
+    def __init__(self, blocks: Sequence[Transform], *, remat: bool = False):
         blocks = list(blocks)
         if not blocks:
             raise ValueError("Scan: expected at least one block, got none.")
@@ -62,6 +69,7 @@ class Scan(Transform):
             states.append(s)
         self.block = nnx.merge(graphdef, _stack(states))
         self.num_blocks = len(blocks)
+        self.remat = bool(remat)
 
     @property
     def stochastic_forward(self) -> bool:  # type: ignore[override]
@@ -90,4 +98,4 @@ class Scan(Transform):
         nnx.update(self.block, _stack([nnx.state(b) for b in blocks]))
 
     def functional_args(self):
-        return {"block": self.block, "num_blocks": self.num_blocks, "name": self.name}
+        return {"block": self.block, "num_blocks": self.num_blocks, "name": self.name, "remat": self.remat}

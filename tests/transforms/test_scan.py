@@ -25,12 +25,13 @@ def _x(dtype=jnp.float32):
     return (1.0 + 2.0 * jax.random.normal(jax.random.key(1), (6, 4))).astype(dtype)
 
 
+@pytest.mark.parametrize("remat", [False, True])
 @pytest.mark.parametrize("stochastic", [False, True])
-def test_scan_is_the_unrolled_chain_float64(stochastic):
+def test_scan_is_the_unrolled_chain_float64(stochastic, remat):
     with jax.enable_x64(True):
         steps = _steps(4, stochastic=stochastic)
         x, key = _x(jnp.float64), jax.random.key(3)
-        unrolled, scanned = Compose(steps), Scan(steps)
+        unrolled, scanned = Compose(steps), Scan(steps, remat=remat)
         z1, v1 = unrolled.forward(x, key=key)
         z2, v2 = jax.jit(lambda m, x, k: m.forward(x, key=k))(scanned, x, key)
         np.testing.assert_allclose(z2, z1, rtol=1e-12, atol=1e-12)
@@ -43,6 +44,9 @@ def test_scan_is_the_unrolled_chain_float64(stochastic):
             w1 = g1.transforms[i].transforms[1].net.out.kernel[...]
             w2 = g2.block.transforms[1].net.out.kernel[...][i]
             np.testing.assert_allclose(w2, w1, rtol=1e-10, atol=1e-12)
+        # remat: the scan body is a checkpoint (the gradient recomputes each block); same values
+        program = str(jax.make_jaxpr(lambda m: m.forward(x, key=key))(scanned))
+        assert ("remat" in program) == remat
     assert Scan(steps).stochastic_forward == stochastic and Scan(steps).exact != stochastic
 
 
