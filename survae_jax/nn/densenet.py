@@ -19,11 +19,47 @@ def _zeros() -> dict:
     return dict(kernel_init=nnx.initializers.zeros_init(), bias_init=nnx.initializers.zeros_init())
 
 
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def _lax_pointwise(x: Array, kernel: Array) -> Array:
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), [(0, 0), (0, 0)], dimension_numbers=_NHWC)
+
+
+@jax.custom_jvp
+def _pointwise(x: Array, kernel: Array) -> Array:
+    """A 1x1 convolution, ``kernel`` ``(1, 1, C_in, C_out)``, computed as ``x @ kernel[0, 0]``.
+
+    Same values as the convolution; its derivatives are the convolution's (so a gradient runs
+    the convolution's transposes). Why: XLA:CPU runs this matmul faster than its 1x1
+    convolution (the image flow's evaluation 1.3x), but the matmul's own gradient ran slower
+    in training than the convolution's (``results/speed.md``, "Pointwise convolutions").
+    """
+    return jnp.matmul(x, kernel[0, 0])
+
+
+@_pointwise.defjvp
+def _pointwise_jvp(primals, tangents):
+    (x, kernel), (dx, dkernel) = primals, tangents
+    return _pointwise(x, kernel), _lax_pointwise(dx, kernel) + _lax_pointwise(x, dkernel)
+
+
+def _pointwise_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                    dimension_numbers=None, feature_group_count=1, precision=None, **_):
+    """``nnx.Conv``'s ``conv_general_dilated`` for its 1x1, stride-1 convolutions: :func:`_pointwise`."""
+    return _pointwise(lhs, rhs)
+
+
+def _pointwise_layer(in_channels: int, out_channels: int, *, rngs: nnx.Rngs, **kwargs) -> nnx.Conv:
+    """An ``nnx.Conv`` with a 1x1 kernel (the same parameters) run as :func:`_pointwise`."""
+    return nnx.Conv(in_channels, out_channels, (1, 1), conv_general_dilated=_pointwise_conv, rngs=rngs, **kwargs)
+
+
 class _DenseLayer(nnx.Module):
     """``concat(h, relu(conv3x3(relu(conv1x1(h)))))``: adds ``growth`` channels."""
 
     def __init__(self, channels: int, growth: int, *, rngs: nnx.Rngs):
-        self.conv1 = nnx.Conv(channels, channels, (1, 1), rngs=rngs)
+        self.conv1 = _pointwise_layer(channels, channels, rngs=rngs)
         self.conv3 = nnx.Conv(channels, growth, (3, 3), padding="SAME", rngs=rngs)
 
     def __call__(self, h: Array) -> Array:
@@ -62,8 +98,7 @@ class DenseBlock(nnx.Module):
         )
         self.gated = bool(gated)
         width = int(out_channels) * (3 if gated else 1)
-        self.out = nnx.Conv(self.in_channels + depth * growth, width, (1, 1), rngs=rngs,
-                            **(_zeros() if zero_init else {}))
+        self.out = _pointwise_layer(self.in_channels + depth * growth, width, rngs=rngs, **(_zeros() if zero_init else {}))
 
     def _dense(self, h: Array) -> Array:
         for layer in self.layers:
@@ -135,12 +170,12 @@ class DenseNet(nnx.Module):
     ):
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
-        self.inp = nnx.Conv(self.in_channels, mid_channels, (1, 1), rngs=rngs)
+        self.inp = _pointwise_layer(self.in_channels, mid_channels, rngs=rngs)
         self.blocks = nnx.List(
             [_ResidualDenseBlock(mid_channels, depth, growth, gated, rngs=rngs) for _ in range(num_blocks)]
         )
         last = _zeros() if zero_init_last else {}
-        self.out = nnx.Conv(mid_channels, self.out_channels, (1, 1), rngs=rngs, **last)
+        self.out = _pointwise_layer(mid_channels, self.out_channels, rngs=rngs, **last)
 
     def __call__(self, x: Array, context: Array | None = None) -> Array:
         """Apply the net to ``x`` ``(B, H, W, C)`` (and ``context`` ``(B, H, W, Cc)``)."""

@@ -74,6 +74,37 @@ def test_densenet_is_local_3x3_per_dense_layer():
     assert moved.min() >= 2 and moved.max() <= 4
 
 
+def test_densenet_pointwise_convolutions_are_the_convolutions_with_their_derivatives_float64():
+    """The 1x1 convolutions run as matmuls: values, gradients and forward-mode Jacobians are those
+    of ``lax.conv_general_dilated`` with the same kernels."""
+    with jax.enable_x64(True):
+        net = DenseNet(3, 4, mid_channels=6, depth=1, growth=2, rngs=nnx.Rngs(2))
+        g, params = nnx.split(net)
+        params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
+        x = jax.random.normal(jax.random.key(0), (2, 3, 3, 3), jnp.float64)
+
+        def by_convolutions(p, x):  # the same net with every 1x1 layer run by the convolution
+            m = nnx.merge(g, p)
+            for conv in (m.inp, m.out, m.blocks[0].out, m.blocks[0].layers[0].conv1):
+                conv.conv_general_dilated = jax.lax.conv_general_dilated
+            return m(x)
+
+        def ours(p, x):
+            return nnx.merge(g, p)(x)
+
+        convolutions = lambda f: str(jax.make_jaxpr(f)(params, x)).count("conv_general_dilated[")
+        assert (convolutions(ours), convolutions(by_convolutions)) == (1, 5)  # only the 3x3 is one
+        np.testing.assert_allclose(ours(params, x), by_convolutions(params, x), rtol=1e-13, atol=1e-13)
+        loss = lambda f: (lambda p, x: jnp.sum(jnp.sin(f(p, x))))
+        for a, b in zip(jax.tree.leaves(jax.grad(loss(ours), argnums=(0, 1))(params, x)),
+                        jax.tree.leaves(jax.grad(loss(by_convolutions), argnums=(0, 1))(params, x))):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+        j1 = jax.jacfwd(lambda x: ours(params, x))(x)
+        j2 = jax.jacfwd(lambda x: by_convolutions(params, x))(x)
+        np.testing.assert_allclose(j1, j2, rtol=1e-12, atol=1e-13)
+        assert np.abs(j1).max() > 0.1
+
+
 def test_densenet_errors():
     net = DenseNet(3, 2, mid_channels=4, depth=1, growth=2, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"DenseNet: expected input of shape \(B, H, W, 3\), got \(2, 4, 4, 2\)"):
