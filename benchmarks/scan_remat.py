@@ -16,11 +16,14 @@ import statistics
 
 from models import permuteflow
 from survae_jax.training import TrainConfig, train
+from survae_jax.transforms import Scan
 
 
 def steps_per_second(num_steps: int, remat: bool, train_steps: int) -> float:
     model, data, loss_fn, optimizer, batch_size = permuteflow(num_steps)
-    model.transforms[-1].remat = remat  # the flow's last layer is the Scan of its steps
+    scan = model.transforms[-1]  # the flow's last layer is the Scan of its steps
+    assert isinstance(scan, Scan), type(scan).__name__
+    scan.remat = remat
     result = train(model, data, optimizer=optimizer, loss_fn=loss_fn, init_fn=None,
                    config=TrainConfig(steps=train_steps, batch_size=batch_size, log_every=train_steps,
                                       checkpoint_every=0, progress=False))

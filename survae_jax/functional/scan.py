@@ -29,7 +29,7 @@ def _check_block_output(name: str, x: Array, z: Array) -> None:
 
 def _scan_blocks(h: Array, block, num_blocks: int, key, step, carry: tuple, *, reverse: bool, name: str,
                  remat: bool = False):
-    """``lax.scan`` of ``step(module_l, h, k_l) -> (h', extra')`` over the ``L`` stacked blocks (block
+    """``lax.scan`` of ``step(module_l, h, k_l, extra) -> (h', extra')`` over the ``L`` stacked blocks (block
     ``l`` merged from its slice of the stack, key ``split(key, L)[l]``); ``carry``: the initial
     ``extra`` (a tuple of arrays). Checks the batch and that each block keeps ``h``'s shape and dtype.
     ``remat``: the body is ``jax.checkpoint``-ed, so a gradient stores only each block's input and
@@ -56,7 +56,9 @@ def _scan_blocks(h: Array, block, num_blocks: int, key, step, carry: tuple, *, r
 def scan_forward(x: Array, block, num_blocks: int, *, key=None, context=None,
                  name: str = "Scan", remat: bool = False) -> tuple[Array, Array]:
     """``(z, V)``: ``x`` through the ``L`` stacked blocks, data side first, ``V = sum_l V_l``; a row
-    that leaves the reals gets ``V = -inf`` (as :func:`~survae_jax.functional.compose_forward`)."""
+    that leaves the reals gets ``V = -inf`` (as :func:`~survae_jax.functional.compose_forward`).
+    ``remat``: a gradient recomputes each block's intermediates from its input (``jax.checkpoint``
+    of the scan body) instead of storing them for all blocks; the same values."""
     def step(b, h, k, extra):
         total, dead = extra
         z, v = b.forward(h, key=k, context=context)
@@ -73,7 +75,8 @@ def scan_forward(x: Array, block, num_blocks: int, *, key=None, context=None,
 
 def scan_inverse(z: Array, block, num_blocks: int, *, key=None, context=None, name: str = "Scan",
                  remat: bool = False) -> Array:
-    """``x``: ``z`` through the blocks' ``inverse``, block ``L - 1`` first, with the keys of ``forward``."""
+    """``x``: ``z`` through the blocks' ``inverse``, block ``L - 1`` first, with the keys of ``forward``
+    (``remat`` as :func:`scan_forward`)."""
     def step(b, h, k, extra):
         return b.inverse(h, key=k, context=context), extra
 
@@ -83,7 +86,8 @@ def scan_inverse(z: Array, block, num_blocks: int, *, key=None, context=None, na
 def scan_inverse_and_log_det(z: Array, block, num_blocks: int, *, key=None, context=None,
                              name: str = "Scan", remat: bool = False) -> tuple[Array, Array]:
     """``(x, V)``: :func:`scan_inverse` summing each block's ``inverse_and_log_det`` on the way (``V``
-    from the latent side where a layer has it, as ``compose_inverse_and_log_det``)."""
+    from the latent side where a layer has it, as ``compose_inverse_and_log_det``; ``remat`` as
+    :func:`scan_forward`)."""
     def step(b, h, k, total):
         x, v = b.inverse_and_log_det(h, key=k, context=context)
         return x, total + v.astype(total.dtype)

@@ -28,27 +28,50 @@ def _lax_pointwise(x: Array, kernel: Array) -> Array:
 
 @jax.custom_jvp
 def _pointwise(x: Array, kernel: Array) -> Array:
-    """A 1x1 convolution, ``kernel`` ``(1, 1, C_in, C_out)``, computed as ``x @ kernel[0, 0]``.
+    """A 1x1 convolution of ``x`` ``(B, H, W, C_in)`` with ``kernel`` ``(1, 1, C_in, C_out)`` as a matmul.
 
-    Same values and derivatives as the convolution; the derivative in ``x`` is taken through
-    the convolution (a gradient runs its input transpose), the one in ``kernel`` through the
-    matmul. Why: on XLA:CPU the matmul is faster forwards (the image flow's evaluation 1.3x)
-    and for the kernel's gradient, the convolution for the input's gradient (alternating
-    measurements of the image flow's training step: ``results/speed.md``, "Pointwise
-    convolutions").
+    ``y[b, h, w, o] = sum_c x[b, h, w, c] K[0, 0, c, o]``, the convolution's values up to
+    rounding. Tangent ``dy = conv(dx, K) + x @ dK[0, 0]``: a gradient then gets ``x_bar`` from
+    the convolution's transpose in its input (``y_bar @ K[0, 0]^T`` computed as XLA's input
+    gradient of the convolution) and ``K_bar[0, 0] = sum_{b,h,w} x^T y_bar`` from the matmul.
+    Why the mix: on XLA:CPU the matmul is faster than the convolution forwards (the image
+    flow's evaluation 1.3x) and for the kernel's gradient, the convolution for the input's
+    gradient (alternating runs of the image flow's training step: ``results/speed.md``,
+    "Pointwise convolutions as matmuls").
     """
     return jnp.matmul(x, kernel[0, 0])
 
 
-@_pointwise.defjvp
-def _pointwise_jvp(primals, tangents):
-    (x, kernel), (dx, dkernel) = primals, tangents
-    return _pointwise(x, kernel), _lax_pointwise(dx, kernel) + jnp.matmul(x, dkernel[0, 0])
+_pointwise.defjvps(lambda dx, y, x, kernel: _lax_pointwise(dx, kernel),
+                   lambda dkernel, y, x, kernel: jnp.matmul(x, dkernel[0, 0]))
 
 
 def _pointwise_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                    dimension_numbers=None, feature_group_count=1, precision=None, **_):
-    """``nnx.Conv``'s ``conv_general_dilated`` for its 1x1, stride-1 convolutions: :func:`_pointwise`."""
+                    dimension_numbers=None, feature_group_count=1, precision=None,
+                    preferred_element_type=None, out_sharding=None):
+    """``nnx.Conv``'s ``conv_general_dilated`` for a 1x1 convolution: :func:`_pointwise`.
+
+    Takes exactly what a channels-last, stride-1, unpadded, ungrouped 1x1 ``nnx.Conv`` with
+    default precision passes; anything else is refused (a ``ValueError`` naming it), not ignored.
+    """
+    spec = dimension_numbers
+    refused = [
+        ("a 4-D input", lhs.ndim == 4),
+        ("a 1x1 kernel", tuple(rhs.shape[:2]) == (1, 1)),
+        ("strides 1", all(int(s) == 1 for s in window_strides)),
+        ("no padding", padding in ("SAME", "VALID") or all(tuple(p) == (0, 0) for p in padding)),
+        ("no input dilation", lhs_dilation is None or all(int(d) == 1 for d in lhs_dilation)),
+        ("feature_group_count 1", feature_group_count == 1),
+        ("channels last", spec is None or (tuple(spec.lhs_spec[:2]) == (0, 3) and tuple(spec.out_spec[:2]) == (0, 3)
+                                           and tuple(spec.rhs_spec[:2]) == (3, 2))),
+        ("default precision", precision is None),
+        ("no preferred_element_type", preferred_element_type is None),
+        ("no out_sharding", out_sharding is None),
+    ]
+    wrong = [what for what, ok in refused if not ok]
+    if wrong:
+        raise ValueError(f"DenseNet: its 1x1 convolutions run as matmuls and need {', '.join(wrong)}; "
+                         f"got input {tuple(lhs.shape)}, kernel {tuple(rhs.shape)}.")
     return _pointwise(lhs, rhs)
 
 

@@ -35,10 +35,9 @@ class Scan(Transform):
       remat: recompute each block's intermediates in the backward pass (``jax.checkpoint`` of the
         scan body) instead of storing them for all ``L`` blocks: a gradient keeps ``L`` block
         inputs and one block's intermediates, and runs each block's forward pass twice. Values
-        and gradients are the same. On XLA:CPU this made the Transformer point-cloud flows'
-        training step faster, not slower (storing the stacked intermediates costs more than
-        recomputing them: ``results/speed.md``, "Rematerialised scan"). No effect without a
-        gradient.
+        and gradients are the same. On XLA:CPU, for the Transformer point-cloud flows'
+        training step, it was faster at 16 and 32 steps (1.36x, about 2x) and slower at 8
+        (0.78x) (``results/speed.md``, "Rematerialised scan"). No effect without a gradient.
 
     Raises:
       ValueError: no blocks, or a block whose structure differs from ``blocks[0]``'s (named).

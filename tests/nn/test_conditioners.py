@@ -81,7 +81,7 @@ def test_densenet_pointwise_convolutions_are_the_convolutions_with_their_derivat
         net = DenseNet(3, 4, mid_channels=6, depth=1, growth=2, rngs=nnx.Rngs(2))
         g, params = nnx.split(net)
         params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
-        x = jax.random.normal(jax.random.key(0), (2, 3, 3, 3), jnp.float64)
+        x = jax.random.normal(jax.random.key(0), (1, 3, 2, 3), jnp.float64)
 
         def by_convolutions(p, x):  # the same net with every 1x1 layer run by the convolution
             m = nnx.merge(g, p)
@@ -103,6 +103,17 @@ def test_densenet_pointwise_convolutions_are_the_convolutions_with_their_derivat
         j2 = jax.jacfwd(lambda x: by_convolutions(params, x))(x)
         np.testing.assert_allclose(j1, j2, rtol=1e-12, atol=1e-13)
         assert np.abs(j1).max() > 0.1
+
+
+def test_densenet_pointwise_convolution_refuses_what_a_matmul_cannot_do():
+    from survae_jax.nn.densenet import _pointwise_layer
+
+    x = jnp.ones((2, 6, 6, 4))
+    assert _pointwise_layer(4, 5, rngs=nnx.Rngs(0))(x).shape == (2, 6, 6, 5)
+    with pytest.raises(ValueError, match=r"DenseNet: its 1x1 convolutions run as matmuls and need strides 1"):
+        _pointwise_layer(4, 5, strides=2, rngs=nnx.Rngs(0))(x)
+    with pytest.raises(ValueError, match=r"need no padding"):
+        _pointwise_layer(4, 5, padding=((1, 1), (1, 1)), rngs=nnx.Rngs(0))(x)
 
 
 def test_densenet_errors():
