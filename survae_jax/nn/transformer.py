@@ -20,15 +20,14 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from survae_jax.nn.dropout import dropout
+
 Array = jax.Array
 
 
 def _dropout(x: Array, rate: float, key: Array | None, site: int) -> Array:
-    """Inverted dropout: zero each entry with probability ``rate``, scale the rest by 1/(1-rate)."""
-    if key is None or rate == 0.0:
-        return x
-    keep = jax.random.bernoulli(jax.random.fold_in(key, site), 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype))
+    """:func:`~survae_jax.nn.dropout.dropout` of ``x`` with the key ``fold_in(key, site)``."""
+    return x if key is None else dropout(x, rate, jax.random.fold_in(key, site))
 
 
 def _attention(q: Array, k: Array, v: Array) -> Array:
