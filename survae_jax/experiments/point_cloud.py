@@ -71,7 +71,7 @@ class PointCloudConfig:
 
     Attributes:
       model: ``"permuteflow"`` or ``"sortflow"``.
-      num_steps: flow steps (32 in the paper); above 8 their ``Scan`` is rematerialised (``Scan(remat=True)``).
+      num_steps: flow steps (32 in the paper), one rematerialised ``Scan(..., remat=True)``.
       num_blocks, d_model, num_heads, d_ff: the Transformer conditioners (2, 64, 8, 256).
       dropout: Transformer dropout during training; ``None``: the paper's tuned value
         (0.1 PermuteFlow, 0.2 SortFlow).
@@ -232,9 +232,9 @@ def build_model(cfg: PointCloudConfig, *, key: jax.Array | None = None) -> Flow:
         Permute(axis=1, size=NUM_POINTS, rngs=nnx.Rngs(jax.random.fold_in(k_perm, i))) if sort
         else StochasticPermutation(axis=1),
     ]) for i in range(cfg.num_steps)]
-    # one step compiled, not num_steps (docs/design.md, "Deep chains"). Rematerialised above 8
-    # steps: on XLA:CPU faster at 16 and 32, slower at 8 (results/speed.md, "Rematerialised scan")
-    layers.append(Scan(steps, remat=cfg.num_steps > 8))
+    # one step compiled, not num_steps (docs/design.md, "Deep chains"); rematerialised: on XLA:CPU
+    # faster at 4, 16 and 32 steps, level at 8 (results/speed.md, "Rematerialised scan")
+    layers.append(Scan(steps, remat=True))
     return Flow(StandardNormal((NUM_POINTS, 2)), layers)
 
 

@@ -48,6 +48,30 @@ def _attention(q: Array, k: Array, v: Array) -> Array:
     return jnp.swapaxes(jnp.matmul(e, v) / jnp.sum(e, axis=-1, keepdims=True), 1, 2)
 
 
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@jax.custom_jvp
+def gelu(x: Array) -> Array:
+    """Exact GELU ``x Phi(x)``, ``Phi(x) = (1 + erf(x / sqrt 2)) / 2`` (Hendrycks & Gimpel, 2016),
+    with the derivative ``Phi(x) + x phi(x)`` as one rule.
+
+    The same values as ``jax.nn.gelu(x, approximate=False)``. Differentiated by JAX, that form
+    keeps several ``erf``/``exp`` intermediates of the activation's shape for the backward pass;
+    here the one derivative tensor is kept. In a scanned flow every kept tensor is stacked over
+    the steps, which on XLA:CPU cost more than the arithmetic (``results/speed.md``).
+    """
+    return x * (0.5 + 0.5 * jax.lax.erf(x * _SQRT_HALF))
+
+
+@gelu.defjvp
+def _gelu_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    cdf = 0.5 + 0.5 * jax.lax.erf(x * _SQRT_HALF)
+    return x * cdf, dx * (cdf + x * (_INV_SQRT_2PI * jnp.exp(-0.5 * x * x)))
+
+
 class DropoutKey(nnx.Variable):
     """Raw key data (``uint32[2]``) of a Transformer's dropout; read only when dropout is on.
 
@@ -61,9 +85,9 @@ class DropoutKey(nnx.Variable):
 class _Block(nnx.Module):
     """One pre-norm encoder block: ``h + Drop(MHA(LN h))``, then ``h + Drop(W_2 Drop(gelu(W_1 LN h)))``.
 
-    ``gelu(x) = x Phi(x)`` with the normal CDF ``Phi`` (erf), PyTorch's ``nn.GELU`` default, not
-    the tanh approximation (which is also slower here: XLA:CPU materialises each of its scalar
-    constants at the activation's full shape).
+    :func:`gelu` ``(x) = x Phi(x)`` with the normal CDF ``Phi`` (erf), PyTorch's ``nn.GELU``
+    default, not the tanh approximation (which is also slower here: XLA:CPU materialises each of
+    its scalar constants at the activation's full shape).
     """
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, *, rngs: nnx.Rngs):
@@ -80,7 +104,7 @@ class _Block(nnx.Module):
         qkv = self.qkv(self.norm1(h)).reshape(b, n, 3 * self.num_heads, d // self.num_heads)
         q, k, v = jnp.split(qkv, 3, axis=2)
         h = h + _dropout(self.attn_out(_attention(q, k, v).reshape(b, n, d)), rate, key, 0)
-        f = _dropout(jax.nn.gelu(self.ff1(self.norm2(h)), approximate=False), rate, key, 1)
+        f = _dropout(gelu(self.ff1(self.norm2(h))), rate, key, 1)
         return h + _dropout(self.ff2(f), rate, key, 2)
 
 
