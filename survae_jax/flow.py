@@ -134,7 +134,7 @@ class Flow(Distribution):
 
         ``batch_size``: the base draws every ``z`` at once, then the layers map them to data in
         ``ceil(n / batch_size)`` equal batches of at most ``batch_size`` rows (one ``lax.map``;
-        the last batch zero-padded by fewer than one row per batch, padded rows dropped), so a
+        the last batch padded with copies of the last row, fewer than one per batch, dropped), so a
         batch's activations stay in cache and the layers' working memory grows with ``batch_size``,
         not ``n`` (100,000 samples of the 2-D toy flow, MLP 200-100: 1.6x faster at ``batch_size=4096``,
         ``results/speed.md``). Batch ``i``'s stochastic layers draw from
@@ -159,8 +159,8 @@ class Flow(Distribution):
         nb = -(-n // int(batch_size))
         rows = -(-n // nb)
 
-        def batches(a):
-            a = jnp.concatenate([a, jnp.zeros((nb * rows - n, *a.shape[1:]), a.dtype)])
+        def batches(a):  # padded with copies of the last row (dropped), so no layer sees made-up input
+            a = jnp.concatenate([a, jnp.repeat(a[-1:], nb * rows - n, axis=0)])
             return a.reshape(nb, rows, *a.shape[1:])
 
         def one(args):

@@ -25,7 +25,8 @@ How it is reproducible: step ``t`` uses the key ``fold_in(key(seed), t)`` and th
 ``perm_e[(t mod E) B : (t mod E + 1) B]`` where ``E = N // B`` steps make an epoch,
 ``e = t // E`` and ``perm_e`` is a permutation drawn from ``(seed, e)``. Both are pure
 functions of ``(seed, t)``, so a run resumed from a checkpoint ends with exactly the parameters
-of an uninterrupted run (same seed, same config).
+of an uninterrupted run (same seed, same config, same NumPy: ``perm_e`` is NumPy's
+``Generator.permutation``, whose stream NumPy does not promise across versions).
 """
 
 from __future__ import annotations

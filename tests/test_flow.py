@@ -326,9 +326,14 @@ def test_sampling_in_batches_draws_fresh_noise_per_batch_and_takes_context_rows(
     assert x.shape == (64, 8) and not any(np.array_equal(signs[0], signs[i]) for i in (1, 2, 3))
     np.testing.assert_allclose(np.abs(x), np.abs(flow.sample(KEY, 64)), rtol=1e-6)  # same base draws
 
-    # a conditional flow: each context row goes with its own latent, padded rows dropped
-    c = jnp.arange(14.0).reshape(7, 2)
-    cf = ConditionalFlow(ConditionalNormal(lambda c: jnp.concatenate([c, jnp.zeros_like(c)], -1)), [Reverse(2)])
-    np.testing.assert_allclose(cf.sample(KEY, context=c, batch_size=3), cf.sample(KEY, context=c), rtol=1e-6)
+    # a conditional flow whose layer reads the context: each context row goes with its own
+    # latent in its batch (a misrouted row would shift the sample by 100s), padded rows dropped
+    c = 100.0 * jnp.arange(14.0).reshape(7, 2)
+    cf = ConditionalFlow(StandardNormal((2,)), [ContextShift(2, 2, key=jax.random.key(5))])
+    whole = cf.sample(KEY, context=c)
+    np.testing.assert_allclose(whole, cf.inverse(StandardNormal((2,)).sample(jax.random.split(KEY)[0], 7), context=c),
+                               rtol=1e-6)
+    for b in (1, 2, 3):
+        np.testing.assert_allclose(cf.sample(KEY, context=c, batch_size=b), whole, rtol=1e-6)
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         flow.sample(KEY, 4, batch_size=0)

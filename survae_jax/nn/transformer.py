@@ -54,21 +54,22 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 @jax.custom_jvp
 def gelu(x: Array) -> Array:
-    """Exact GELU ``x Phi(x)``, ``Phi(x) = (1 + erf(x / sqrt 2)) / 2`` (Hendrycks & Gimpel, 2016),
-    with the derivative ``Phi(x) + x phi(x)`` as one rule.
+    """Exact GELU ``x Phi(x)``, ``Phi(x) = erfc(-x / sqrt 2) / 2`` (Hendrycks & Gimpel, 2016),
+    with the derivative ``Phi(x) + x phi(x)`` as one rule. ``erfc`` keeps the negative tail in
+    float32, where ``(1 + erf) / 2`` cancels to 0 below about -5.5.
 
     The same values as ``jax.nn.gelu(x, approximate=False)``. Differentiated by JAX, that form
     keeps several ``erf``/``exp`` intermediates of the activation's shape for the backward pass;
     here the one derivative tensor is kept. In a scanned flow every kept tensor is stacked over
     the steps, which on XLA:CPU cost more than the arithmetic (``results/speed.md``).
     """
-    return x * (0.5 + 0.5 * jax.lax.erf(x * _SQRT_HALF))
+    return x * (0.5 * jax.lax.erfc(-x * _SQRT_HALF))
 
 
 @gelu.defjvp
 def _gelu_jvp(primals, tangents):
     (x,), (dx,) = primals, tangents
-    cdf = 0.5 + 0.5 * jax.lax.erf(x * _SQRT_HALF)
+    cdf = 0.5 * jax.lax.erfc(-x * _SQRT_HALF)
     return x * cdf, dx * (cdf + x * (_INV_SQRT_2PI * jnp.exp(-0.5 * x * x)))
 
 

@@ -37,7 +37,8 @@ class Scan(Transform):
         inputs and one block's intermediates, and runs each block's forward pass twice. Values
         and gradients are the same. On XLA:CPU, for the Transformer point-cloud flows'
         training step, it was faster at 16 and 32 steps (1.36x, about 2x) and slower at 8
-        (0.78x) (``results/speed.md``, "Rematerialised scan"). No effect without a gradient.
+        (0.78x); after their dropout and GELU kept less, faster at 4 (1.09x) and level at 8
+        (``results/speed.md``). No effect without a gradient.
 
     Raises:
       ValueError: no blocks, or a block whose structure differs from ``blocks[0]``'s (named).

@@ -145,3 +145,7 @@ def test_gelu_and_its_derivatives_are_the_exact_gelus():
         # Phi(x) + x phi(x) at 1 from the normal density and distribution in closed form
         phi, cdf = np.exp(-0.5) / np.sqrt(2 * np.pi), 0.5 * (1 + float(jax.scipy.special.erf(1 / np.sqrt(2))))
         np.testing.assert_allclose(jax.grad(gelu)(jnp.float64(1.0)), cdf + phi, rtol=1e-14)
+        tail64 = np.asarray(gelu(jnp.asarray(np.linspace(-8.0, 0.0, 801))))
+    # float32 keeps the negative tail (no cancellation of 1 + erf): relative to the float64 values
+    tail32 = np.asarray(gelu(jnp.asarray(np.linspace(-8.0, 0.0, 801), jnp.float32)))
+    np.testing.assert_allclose(tail32[:-1], tail64[:-1], rtol=1e-5)
