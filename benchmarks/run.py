@@ -17,8 +17,8 @@ table gives medians over rounds. Also measured: compile time (cold, then again w
 persistent compilation cache of a fresh folder), XLA's memory of the compiled step (ours) and
 the peak RSS (torch), 100,000 toy samples after compilation (in batches of 4,096 rows and in
 one), the step's FLOPs (XLA's count of the un-optimised step) over this machine's matmul rate
-measured in the same run (the FLOP bound), and the test evaluation: SortFlow-8 exact log-likelihood and PermuteFlow-8 ELBO + IWBO
-(k = 10) on the same number of clouds, ours vs torch.
+measured in the same run (the FLOP bound), and the test evaluation: SortFlow-8 exact
+log-likelihood and PermuteFlow-8 ELBO + IWBO (k = 10) on the same number of clouds, ours vs torch.
 
 Usage: ``python benchmarks/run.py [--quick] [--models a,b] [--rounds R] [--json PATH]``.
 No timing is asserted in any test; the numbers go to the README and ``results/speed.md``.

@@ -5,7 +5,8 @@ batch 128, Adam 1e-3, the model of ``benchmarks/models.py``), ``survae_jax.train
 ``--train-steps`` steps with ``Scan(..., remat=False)`` and then with ``remat=True``, for
 ``--rounds`` rounds, compile excluded. ``remat=True`` recomputes each block's intermediates in
 the backward pass instead of storing them for all ``L`` blocks. Reported: the median steps/s of
-each and their ratio. The point-cloud experiment turns ``remat`` on from this measurement. Usage: ``python benchmarks/scan_remat.py [--steps 8,16,32] [--rounds 3]``.
+each and their ratio. The point-cloud experiment turns ``remat`` on from this measurement.
+Usage: ``python benchmarks/scan_remat.py [--steps 8,16,32] [--rounds 3]``.
 """
 
 from __future__ import annotations

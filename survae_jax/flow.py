@@ -134,10 +134,10 @@ class Flow(Distribution):
 
         ``batch_size``: the base draws every ``z`` at once, then the layers map them to data in
         ``ceil(n / batch_size)`` equal batches of at most ``batch_size`` rows (one ``lax.map``;
-        the last batch padded with copies of the last row, fewer than one per batch, dropped), so a
-        batch's activations stay in cache and the layers' working memory grows with ``batch_size``,
-        not ``n`` (100,000 samples of the 2-D toy flow, MLP 200-100: 1.6x faster at ``batch_size=4096``,
-        ``results/speed.md``). Batch ``i``'s stochastic layers draw from
+        the last batch padded with copies of the last row, fewer than one per batch, dropped), so
+        a batch's activations stay in cache and the layers' working memory grows with
+        ``batch_size``, not ``n`` (100,000 samples of the 2-D toy flow, MLP 200-100: 1.6x faster
+        at ``batch_size=4096``, ``results/speed.md``). Batch ``i``'s stochastic layers draw from
         ``fold_in(key_layers, i)``: the samples of a flow whose layers are all bijections do not
         depend on ``batch_size`` (up to float rounding); a stochastic one's do. Trap: XLA:CPU
         runs convolutions several times slower inside a loop; call a convolutional flow once per
@@ -148,15 +148,16 @@ class Flow(Distribution):
         Raises:
           ValueError: ``key=None``, or ``batch_size < 1``.
         """
-        if batch_size is not None and int(batch_size) < 1:
+        bs = None if batch_size is None else int(batch_size)
+        if bs is not None and bs < 1:
             raise ValueError(f"{self.name}.sample: batch_size must be >= 1, got {batch_size}.")
         c = self._context(context)
         k_base, k_layers = jax.random.split(_need_key(key, f"{self.name}.sample"))
         z = self.base.sample(k_base, self._per_row(num_samples, c), context=c)
         n = int(z.shape[0])
-        if batch_size is None or n <= int(batch_size):
+        if bs is None or n <= bs:
             return self._inverse(z, k_layers, c)
-        nb = -(-n // int(batch_size))
+        nb = -(-n // bs)
         rows = -(-n // nb)
 
         def batches(a):  # padded with copies of the last row (dropped), so no layer sees made-up input
