@@ -3,7 +3,7 @@
 For each case: the module's ``forward``/``inverse`` equal its pair called with
 ``functional_args()``; and the pair itself, with no module around it, runs under ``jax.jit``,
 ``jax.vmap`` over examples and ``jax.grad`` (finite gradients w.r.t. the input and every array
-parameter it is passed).
+parameter it is passed); the last two jitted, since op-by-op they compile each operation apart.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def test_pair_under_jit_vmap_grad(case):
         zi, vi = fwd(xi[None], **kw, key=k, context=None if ci is None else ci[None])
         return zi[0], vi[0]
 
-    zs, vs = jax.vmap(one)(x, c)
+    zs, vs = jax.jit(jax.vmap(one))(x, c)  # under jit: one compilation, not one per operation
     assert zs.shape == z.shape and vs.shape == v.shape
     if not t.stochastic_forward:
         np.testing.assert_allclose(zs, z, **tol)
@@ -73,7 +73,7 @@ def test_pair_under_jit_vmap_grad(case):
         zz, vv = fwd(x, **{**kw, **arrays}, key=k, context=c)
         return jnp.sum(vv) + (jnp.sum(zz) if _floating(zz) else 0.0)
 
-    gx, ga = jax.grad(loss, argnums=(0, 1), allow_int=True)(x, arrays)
+    gx, ga = jax.jit(jax.grad(loss, argnums=(0, 1), allow_int=True))(x, arrays)
     if _floating(x):
         assert bool(jnp.all(jnp.isfinite(gx))), "gradient w.r.t. x is not finite"
     for n, g in ga.items():
