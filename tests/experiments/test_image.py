@@ -72,7 +72,6 @@ def test_multiscale_builder_takes_any_step_fn(digits):
         multiscale_flow((28, 28, 1), step_fn, num_scales=3, num_steps=1, pooling="max")
 
 
-@pytest.mark.slow
 def _build_for_counting(build, cfg):
     """``build(cfg)`` with JAX's non-partitionable threefry: other random weights, the same
     parameters, and about half the time (XLA:CPU compiles the partitionable generator of each of
@@ -81,6 +80,7 @@ def _build_for_counting(build, cfg):
         return build(cfg)
 
 
+@pytest.mark.slow
 def test_paper_preset_has_the_reference_parameter_count_at_mnist_size():
     # the baseline here, MaxPoolFlow at CIFAR-10 size below (pooling and slicing hold no parameters)
     n = num_parameters(_build_for_counting(build_model, paper_config("mnist", "baseline")))
